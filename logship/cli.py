@@ -96,8 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("version", help="print the version")
     v.set_defaults(func=_cmd_version)
 
-    g = sub.add_parser("loggen", help="write synthetic Kubernetes-shaped logs (see `logship loggen --help`)",
-                       add_help=False)
+    g = sub.add_parser(
+        "loggen", help="write synthetic Kubernetes-shaped logs (see `logship loggen --help`)", add_help=False
+    )
     g.add_argument("loggen_args", nargs=argparse.REMAINDER)
     g.set_defaults(func=_cmd_loggen)
     return parser

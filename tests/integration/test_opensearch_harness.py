@@ -37,7 +37,9 @@ def test_script_start_twice_and_restart(tmp_path: object) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(OPENSEARCH_SCRIPT), *args, "--name", "pytest-script", "--port", "9202"],
-            capture_output=True, text=True, timeout=600,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
 
     try:
