@@ -1,0 +1,279 @@
+"""Lumberjack v2 (Beats protocol) frames, sans-IO: bytes in, frames out.
+
+Every frame starts with the version byte ``'2'`` and a type byte; integers are big-endian uint32.
+
+* ``2W <size>``                 window: the writer will send `size` data frames before awaiting the ack
+* ``2J <seq> <len> <json>``     one JSON-encoded event; seq restarts at 1 in every window
+* ``2C <len> <zlib>``           a zlib stream that holds whole frames (W and J)
+* ``2A <seq>``                  ack, reader -> writer: the highest seq done; also a keepalive
+
+The decoder is incremental (any split point) and bounded: a frame's declared length is checked
+against the limit as soon as its header is complete, so a peer cannot make it buffer more than
+`max_frame_bytes` (plus a header) nor inflate a `C` frame beyond `max_decompressed_bytes`.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Sequence
+from typing import NamedTuple
+
+VERSION = 0x32  # '2'
+_V1 = 0x31  # '1'
+_W = 0x57
+_J = 0x4A
+_C = 0x43
+_A = 0x41
+_D = 0x44  # v1-style key/value data frame; Beats v2 writers never send it
+
+_U32 = struct.Struct(">I")
+_U32X2 = struct.Struct(">II")
+_WINDOW = struct.Struct(">2sI")
+_DATA_HEADER = struct.Struct(">2sII")
+_ACK = struct.Struct(">2sI")
+_HEADER_LEN = {_W: 6, _J: 10, _C: 6, _A: 6}
+MAX_U32 = 0xFFFFFFFF
+
+
+class ProtocolError(Exception):
+    """The peer sent something this protocol does not allow; the message says what.
+
+    `reason` is a short stable code for metrics and logs.
+    """
+
+    def __init__(self, message: str, reason: str = "invalid_frame") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class WindowFrame(NamedTuple):
+    size: int
+
+
+class DataFrame(NamedTuple):
+    seq: int
+    payload: bytes
+
+
+class AckFrame(NamedTuple):
+    seq: int
+
+
+Frame = WindowFrame | DataFrame | AckFrame
+
+
+def _type_name(t: int) -> str:
+    return repr(chr(t)) if 0x20 <= t < 0x7F else f"0x{t:02x}"
+
+
+def _bad_version(v: int) -> ProtocolError:
+    if v == _V1:
+        return ProtocolError(
+            "unsupported protocol version '1' (Lumberjack v1); configure the sender for Beats protocol v2",
+            "unsupported_version",
+        )
+    return ProtocolError(
+        f"invalid protocol version byte {_type_name(v)} (expected '2'); not a Lumberjack v2 stream",
+        "bad_version",
+    )
+
+
+class Decoder:
+    """Turns a byte stream into frames. Compressed frames are expanded into their inner frames.
+
+    `accept` lists the frame types this side expects (the server accepts W, J and C; a client reading
+    acks uses AckDecoder).
+    """
+
+    def __init__(
+        self,
+        max_frame_bytes: int = 16 * 1024 * 1024,
+        max_decompressed_bytes: int = 64 * 1024 * 1024,
+        max_window_size: int = 16384,
+    ) -> None:
+        self.max_frame_bytes = max_frame_bytes
+        self.max_decompressed_bytes = max_decompressed_bytes
+        self.max_window_size = max_window_size
+        # Chunks of the incomplete frame at the end of the stream; joined only once `_need` bytes are
+        # here, so a large frame arriving in many small reads is copied once, not once per read.
+        self._chunks: list[bytes] = []
+        self._have = 0
+        self._need = 2
+        self._failed: ProtocolError | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of an incomplete frame held; 0 means the stream is at a frame boundary."""
+        return self._have
+
+    def feed(self, data: bytes) -> list[Frame]:
+        """Consume `data`; return the frames it completes. Raises ProtocolError on invalid input.
+
+        After an error the decoder stays failed: the stream cannot be resynchronised.
+        """
+        if self._failed is not None:
+            raise self._failed
+        if not data:
+            return []
+        self._chunks.append(bytes(data))
+        self._have += len(data)
+        if self._have < self._need:
+            return []
+        buf = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+        frames: list[Frame] = []
+        try:
+            pos, need = self._parse(buf, frames, nested=False)
+        except ProtocolError as exc:
+            self._failed = exc
+            self._chunks = []
+            self._have = 0
+            raise
+        rest = buf[pos:] if pos else buf
+        self._chunks = [rest] if rest else []
+        self._have = len(rest)
+        self._need = need
+        return frames
+
+    def _parse(self, buf: bytes, out: list[Frame], nested: bool) -> tuple[int, int]:
+        """Decode whole frames from `buf` into `out`; return (bytes consumed, bytes the next frame needs)."""
+        pos = 0
+        end = len(buf)
+        append = out.append
+        max_frame = self.max_frame_bytes
+        unpack_u32 = _U32.unpack_from
+        unpack_u32x2 = _U32X2.unpack_from
+        while True:
+            left = end - pos
+            if left < 2:
+                return pos, 2
+            if buf[pos] != VERSION:
+                raise _bad_version(buf[pos])
+            ftype = buf[pos + 1]
+            if ftype == _J:
+                if left < 10:
+                    return pos, 10
+                seq, length = unpack_u32x2(buf, pos + 2)
+                if length > max_frame:
+                    raise ProtocolError(
+                        f"data frame of {length} bytes exceeds max_frame_bytes {max_frame}",
+                        "frame_too_large",
+                    )
+                stop = pos + 10 + length
+                if stop > end:
+                    return pos, 10 + length
+                append(DataFrame(seq, buf[pos + 10 : stop]))
+                pos = stop
+            elif ftype == _W:
+                if left < 6:
+                    return pos, 6
+                (size,) = unpack_u32(buf, pos + 2)
+                if size > self.max_window_size:
+                    raise ProtocolError(
+                        f"window of {size} events exceeds max_window_size {self.max_window_size}",
+                        "window_too_large",
+                    )
+                append(WindowFrame(size))
+                pos += 6
+            elif ftype == _C:
+                if nested:
+                    raise ProtocolError(
+                        "compressed frame nested inside a compressed frame", "nested_compression"
+                    )
+                if left < 6:
+                    return pos, 6
+                (length,) = unpack_u32(buf, pos + 2)
+                if length > max_frame:
+                    raise ProtocolError(
+                        f"compressed frame of {length} bytes exceeds max_frame_bytes {max_frame}",
+                        "frame_too_large",
+                    )
+                stop = pos + 6 + length
+                if stop > end:
+                    return pos, 6 + length
+                self._expand(buf[pos + 6 : stop], out)
+                pos = stop
+            elif ftype == _A:
+                raise ProtocolError("unexpected ack frame from a writer", "unexpected_frame")
+            elif ftype == _D:
+                raise ProtocolError(
+                    "unsupported frame type 'D' (key/value data); only JSON data frames 'J' are accepted",
+                    "unknown_frame",
+                )
+            else:
+                raise ProtocolError(f"unknown frame type {_type_name(ftype)}", "unknown_frame")
+
+    def _expand(self, compressed: bytes, out: list[Frame]) -> None:
+        limit = self.max_decompressed_bytes
+        inflater = zlib.decompressobj()
+        try:
+            # max_length stops inflation one byte past the limit: a zip bomb costs at most `limit` bytes.
+            inner = inflater.decompress(compressed, limit + 1)
+        except zlib.error as exc:
+            raise ProtocolError(
+                f"compressed frame is not a valid zlib stream: {exc}", "bad_compression"
+            ) from None
+        if len(inner) > limit:
+            raise ProtocolError(
+                f"compressed frame inflates beyond max_decompressed_bytes {limit}", "decompressed_too_large"
+            )
+        if not inflater.eof:
+            raise ProtocolError("compressed frame holds a truncated zlib stream", "bad_compression")
+        consumed, _ = self._parse(inner, out, nested=True)
+        if consumed != len(inner):
+            raise ProtocolError(
+                f"compressed frame ends inside a frame ({len(inner) - consumed} stray bytes)",
+                "truncated_frame",
+            )
+
+
+class AckDecoder:
+    """Client side: the reader's ack frames -> acked sequence numbers (keepalives included)."""
+
+    def __init__(self) -> None:
+        self._buf = b""
+
+    def feed(self, data: bytes) -> list[int]:
+        buf = self._buf + bytes(data) if self._buf else bytes(data)
+        seqs: list[int] = []
+        pos = 0
+        end = len(buf)
+        while end - pos >= 2:
+            if buf[pos] != VERSION:
+                raise _bad_version(buf[pos])
+            if buf[pos + 1] != _A:
+                raise ProtocolError(
+                    f"expected an ack frame, got frame type {_type_name(buf[pos + 1])}", "unexpected_frame"
+                )
+            if end - pos < 6:
+                break
+            seqs.append(_U32.unpack_from(buf, pos + 2)[0])
+            pos += 6
+        self._buf = buf[pos:]
+        return seqs
+
+
+def encode_window(payloads: Sequence[bytes], compression_level: int = 0) -> bytes:
+    """One window: ``2W`` then one ``2J`` per payload (seq 1..n), the J frames inside one ``2C`` frame
+    when `compression_level` > 0 (the layout Filebeat and go-lumber use)."""
+    count = len(payloads)
+    if count > MAX_U32:
+        raise ValueError("too many events for one window")
+    header = _DATA_HEADER.pack
+    parts: list[bytes] = []
+    append = parts.append
+    seq = 0
+    for payload in payloads:
+        seq += 1
+        append(header(b"2J", seq, len(payload)))
+        append(payload)
+    body = b"".join(parts)
+    window = _WINDOW.pack(b"2W", count)
+    if compression_level <= 0:
+        return window + body
+    compressed = zlib.compress(body, min(compression_level, 9))
+    return b"".join((window, _WINDOW.pack(b"2C", len(compressed)), compressed))
+
+
+def encode_ack(seq: int) -> bytes:
+    return _ACK.pack(b"2A", seq)

@@ -1,0 +1,300 @@
+"""Lumberjack v2 server (the reader side, like Logstash's beats input).
+
+Each connection is one task that reads, decodes, and hands every complete window to the handler as
+one Batch. It reads nothing more while the handler runs (backpressure: at most one window plus one
+read chunk per connection in memory), sends keepalive acks meanwhile, and acks the window's highest
+seq only after the handler returns: the ack is end-to-end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl as ssl_module
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from logship.lumberjack.codec import DataFrame, Decoder, ProtocolError, WindowFrame, encode_ack
+
+log = logging.getLogger("logship.lumberjack.server")
+
+READ_CHUNK = 256 * 1024
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    max_frame_bytes: int = 16 * 1024 * 1024
+    max_window_size: int = 16384
+    max_decompressed_bytes: int = 64 * 1024 * 1024
+    # A connection must deliver its next whole window within this long of the previous ack (or of
+    # connecting): this closes idle connections and slow-drip ones that trickle bytes to stay open.
+    idle_timeout: float = 300.0
+    keepalive_interval: float = 2.0
+
+
+@dataclass
+class Batch:
+    events: list[dict[str, Any]]
+    peer: str
+
+
+BatchHandler = Callable[[Batch], Awaitable[None]]
+
+
+def decode_event(payload: bytes) -> dict[str, Any]:
+    """A J payload as an event; anything but a JSON object is kept as text with a flag, never dropped."""
+    try:
+        event = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        event = None
+    if isinstance(event, dict):
+        return event
+    log.warning("event is not a JSON object; delivering it as text flagged malformed_json")
+    return {
+        "message": payload.decode("utf-8", errors="replace"),
+        "log": {"flags": ["malformed_json"]},
+    }
+
+
+class _Metrics:
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        self.enabled = registry is not None
+        if registry is None:
+            return
+        self.connections = Gauge(
+            "logship_lumberjack_connections", "Open lumberjack connections", registry=registry
+        )
+        self.windows = Counter(
+            "logship_lumberjack_windows_received", "Complete windows received", registry=registry
+        )
+        self.events = Counter("logship_lumberjack_events_received", "Events received", registry=registry)
+        self.errors = Counter(
+            "logship_lumberjack_protocol_errors",
+            "Connections closed for a protocol error or timeout",
+            ["reason"],
+            registry=registry,
+        )
+
+
+class _ConnectionClosed(Exception):
+    """Ends a connection with a reason to log."""
+
+    def __init__(self, message: str, reason: str, level: int = logging.WARNING) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.level = level
+
+
+class LumberjackServer:
+    def __init__(
+        self,
+        handler: BatchHandler,
+        *,
+        host: str = "0.0.0.0",
+        port: int = 5044,
+        ssl: ssl_module.SSLContext | None = None,
+        limits: ServerLimits = ServerLimits(),
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self._handler = handler
+        self._host = host
+        self._port = port
+        self._ssl = ssl
+        self.limits = limits
+        self._metrics = _Metrics(registry)
+        self._server: asyncio.Server | None = None
+        self._tasks: dict[asyncio.Task[None], bool] = {}  # connection task -> a window is being handled
+        self._closing = False
+
+    @property
+    def port(self) -> int:
+        if self._server is None or not self._server.sockets:
+            return self._port
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def connections(self) -> int:
+        return len(self._tasks)
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._on_connection,
+            self._host,
+            self._port,
+            ssl=self._ssl,
+            ssl_handshake_timeout=min(60.0, self.limits.idle_timeout) if self._ssl else None,
+            limit=READ_CHUNK,
+        )
+        log.info("lumberjack listening on %s:%d%s", self._host, self.port, " (TLS)" if self._ssl else "")
+
+    async def stop_accepting(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            # wait_closed() would also wait for open connections (3.12+); closing the listener is enough.
+
+    async def close(self, timeout: float) -> None:  # noqa: ASYNC109  (contract: bounded drain)
+        """Stop accepting, let windows being handled finish and be acked (up to `timeout`), close the rest."""
+        self._closing = True
+        await self.stop_accepting()
+        for task, busy in list(self._tasks.items()):
+            if not busy:
+                task.cancel()
+        pending = list(self._tasks)
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=timeout)
+            for task in still:
+                task.cancel()
+            if still:
+                log.warning(
+                    "closing %d connection(s) whose window did not finish within %.1fs", len(still), timeout
+                )
+                await asyncio.wait(still)
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+
+    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        peername = writer.get_extra_info("peername")
+        peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
+        if self._closing:
+            writer.close()
+            return
+        self._tasks[task] = False
+        if self._metrics.enabled:
+            self._metrics.connections.inc()
+        log.debug("connection from %s", peer)
+        try:
+            await self._serve(task, reader, writer, peer)
+        except _ConnectionClosed as exc:
+            log.log(exc.level, "closing connection from %s: %s", peer, exc)
+            if self._metrics.enabled and exc.reason:
+                self._metrics.errors.labels(exc.reason).inc()
+        except ProtocolError as exc:
+            log.warning("closing connection from %s: protocol error: %s", peer, exc)
+            if self._metrics.enabled:
+                self._metrics.errors.labels(exc.reason).inc()
+        except (ConnectionError, ssl_module.SSLError, OSError) as exc:
+            log.info("connection from %s lost: %s", peer, exc)
+        except asyncio.CancelledError:
+            log.debug("connection from %s closed by shutdown", peer)
+        finally:
+            del self._tasks[task]
+            if self._metrics.enabled:
+                self._metrics.connections.dec()
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+    async def _serve(
+        self,
+        task: asyncio.Task[None],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: str,
+    ) -> None:
+        limits = self.limits
+        loop = asyncio.get_running_loop()
+        decoder = Decoder(limits.max_frame_bytes, limits.max_decompressed_bytes, limits.max_window_size)
+        expected = 0  # size of the window being received; 0 = between windows
+        payloads: list[bytes] = []
+        last_seq = 0
+        deadline = loop.time() + limits.idle_timeout
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    data = await reader.read(READ_CHUNK)
+            except TimeoutError:
+                if expected or decoder.buffered:
+                    raise _ConnectionClosed(
+                        f"window not complete within {limits.idle_timeout:g}s "
+                        f"({len(payloads)} of {expected} events, {decoder.buffered} bytes of a frame)",
+                        "slow_window",
+                    ) from None
+                raise _ConnectionClosed(
+                    f"idle for {limits.idle_timeout:g}s", "idle_timeout", logging.INFO
+                ) from None
+            if not data:
+                if expected or decoder.buffered:
+                    raise _ConnectionClosed(
+                        f"peer closed mid-window ({len(payloads)} of {expected} events, "
+                        f"{decoder.buffered} bytes of a truncated frame); the window was not acked",
+                        "truncated_frame",
+                    )
+                log.debug("connection from %s closed by peer", peer)
+                return
+            for frame in decoder.feed(data):
+                if type(frame) is DataFrame:
+                    if not expected:
+                        raise ProtocolError("data frame outside a window", "unexpected_frame")
+                    payloads.append(frame.payload)
+                    last_seq = frame.seq
+                    if len(payloads) < expected:
+                        continue
+                    await self._deliver(task, writer, peer, payloads, last_seq)
+                    expected = 0
+                    payloads = []
+                    deadline = loop.time() + limits.idle_timeout
+                    if self._closing:
+                        return
+                elif type(frame) is WindowFrame:
+                    if expected:
+                        raise ProtocolError(
+                            "new window before the previous one was complete "
+                            f"({len(payloads)} of {expected} events)",
+                            "unexpected_frame",
+                        )
+                    expected = frame.size
+                else:
+                    raise ProtocolError(f"unexpected frame {frame!r}", "unexpected_frame")
+
+    async def _deliver(
+        self,
+        task: asyncio.Task[None],
+        writer: asyncio.StreamWriter,
+        peer: str,
+        payloads: list[bytes],
+        last_seq: int,
+    ) -> None:
+        limits = self.limits
+        batch = Batch(events=[decode_event(p) for p in payloads], peer=peer)
+        if self._metrics.enabled:
+            self._metrics.windows.inc()
+            self._metrics.events.inc(len(payloads))
+        self._tasks[task] = True
+        handling = asyncio.ensure_future(self._handler(batch))
+        try:
+            while True:
+                done, _ = await asyncio.wait({handling}, timeout=limits.keepalive_interval)
+                if done:
+                    break
+                # The ack of this window's seq would claim it done; 0 only says "alive, keep waiting".
+                writer.write(encode_ack(0))
+                await self._drain(writer)
+            exc = handling.exception()
+            if exc is not None:
+                raise _ConnectionClosed(
+                    f"batch handler failed: {exc!r}; window of {len(payloads)} events not acked",
+                    "",
+                    logging.ERROR,
+                )
+            writer.write(encode_ack(last_seq))
+            await self._drain(writer)
+        finally:
+            if not handling.done():
+                handling.cancel()
+                with contextlib.suppress(BaseException):
+                    await handling
+            self._tasks[task] = False
+
+    async def _drain(self, writer: asyncio.StreamWriter) -> None:
+        try:
+            await asyncio.wait_for(writer.drain(), self.limits.idle_timeout)
+        except TimeoutError:
+            raise _ConnectionClosed("peer does not read its acks", "ack_write_timeout") from None
