@@ -1,0 +1,3 @@
+from logship.loggen.cli import main
+
+raise SystemExit(main())
