@@ -105,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["loggen"]:
+        # argparse's REMAINDER does not capture a remainder that starts with an option (`loggen -o DIR`)
+        return int(importlib.import_module("logship.loggen").main(argv[1:]))
     args = build_parser().parse_args(argv)
     logsetup.configure(args.log_level, args.log_format)
     try:
