@@ -1,0 +1,126 @@
+"""Batching bookkeeping (pure logic, no I/O, no clock of its own).
+
+Each received window becomes a `Ticket` counting its events that OpenSearch has not yet settled
+(indexed, already present, or dead-lettered); each event becomes a `BulkItem` (its pre-encoded action
+and source lines) that remembers its ticket. The `Accumulator` packs items from all connections into
+bulk batches bounded by bytes and documents, and knows how long its oldest item has waited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+
+class Ticket:
+    """One window: `settle(n)` as its events are settled; `on_settled` runs when none remain."""
+
+    __slots__ = ("dead_lettered", "on_settled", "pending", "size")
+
+    def __init__(self, size: int, on_settled: Callable[[], None] | None = None) -> None:
+        self.size = size
+        self.pending = size
+        self.dead_lettered = 0
+        self.on_settled = on_settled
+
+    def settle(self, n: int = 1) -> bool:
+        """Mark `n` events settled; True exactly once, when the last one is."""
+        if n <= 0:
+            return False
+        if n > self.pending:
+            raise ValueError(f"settling {n} events of a window with {self.pending} pending")
+        self.pending -= n
+        if self.pending == 0:
+            if self.on_settled is not None:
+                self.on_settled()
+            return True
+        return False
+
+    @property
+    def done(self) -> bool:
+        return self.pending == 0
+
+
+class BulkItem:
+    """One event, encoded once: the `create` action line and the document line (both end in \\n)."""
+
+    __slots__ = ("action", "index", "source", "ticket")
+
+    def __init__(self, action: bytes, source: bytes, index: str, ticket: Ticket) -> None:
+        self.action = action
+        self.source = source
+        self.index = index
+        self.ticket = ticket
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.action) + len(self.source)
+
+
+def settle_items(items: list[BulkItem]) -> int:
+    """Settle each item's ticket, grouping consecutive items of one window; returns windows completed."""
+    completed = 0
+    i, n = 0, len(items)
+    while i < n:
+        ticket = items[i].ticket
+        j = i + 1
+        while j < n and items[j].ticket is ticket:
+            j += 1
+        if ticket.settle(j - i):
+            completed += 1
+        i = j
+    return completed
+
+
+class Accumulator:
+    """Packs items into batches of at most `max_docs` items and (unless one item is larger) `max_bytes`."""
+
+    def __init__(self, max_bytes: int, max_docs: int) -> None:
+        if max_bytes <= 0 or max_docs <= 0:
+            raise ValueError("max_bytes and max_docs must be positive")
+        self.max_bytes = max_bytes
+        self.max_docs = max_docs
+        self._items: list[BulkItem] = []
+        self._bytes = 0
+        self.oldest: float | None = None  # when the first item of the open batch was added
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def add(self, item: BulkItem, now: float) -> list[BulkItem] | None:
+        """Add one item; returns a full batch when this item closes one, else None."""
+        size = item.nbytes
+        full: list[BulkItem] | None = None
+        if self._items and self._bytes + size > self.max_bytes:
+            full = self.take()
+        if not self._items:
+            self.oldest = now
+        self._items.append(item)
+        self._bytes += size
+        if full is None and (len(self._items) >= self.max_docs or self._bytes >= self.max_bytes):
+            full = self.take()
+        return full
+
+    def add_many(self, items: list[BulkItem], now: float) -> list[list[BulkItem]]:
+        """Add items in order; returns the batches they completed."""
+        out: list[list[BulkItem]] = []
+        for item in items:
+            full = self.add(item, now)
+            if full is not None:
+                out.append(full)
+        return out
+
+    def age(self, now: float) -> float:
+        """How long the open batch has waited (0 when empty)."""
+        return 0.0 if self.oldest is None else max(0.0, now - self.oldest)
+
+    def take(self) -> list[BulkItem]:
+        """Close the open batch and return it (possibly empty)."""
+        items = self._items
+        self._items = []
+        self._bytes = 0
+        self.oldest = None
+        return items

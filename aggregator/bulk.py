@@ -1,0 +1,161 @@
+"""The `_bulk` request body and what its response means for each item (pure logic, no I/O).
+
+Every event is serialised exactly once, into a `create` action line carrying the event id as `_id`
+and a document line; retries resend those same bytes. `create` (not `index`) makes a resent window
+harmless: an id OpenSearch already has answers 409, which counts as delivered.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+import xxhash
+
+from aggregator.accumulator import BulkItem, Ticket
+from aggregator.routing import Router
+
+RETRYABLE_ITEM_STATUS = frozenset({429})
+
+
+def is_retryable(status: int) -> bool:
+    """429 (too many requests) and every 5xx are worth retrying; other 4xx will fail the same way again."""
+    return status in RETRYABLE_ITEM_STATUS or status >= 500
+
+
+def derived_id(event: dict[str, Any]) -> str:
+    """A stable id for an event that came without one (e.g. from a real Filebeat without `add_id`).
+
+    Built from where the line came from (host or agent, file path and identity, offset) plus its
+    `@timestamp`: a window resent as-is gets the same ids, while a rotated file that reuses a path and
+    offsets never collides with an older line (which `create` would otherwise treat as delivered).
+    Without a file offset there is nothing stable to hash, so the id is random (no dedup, no loss).
+    """
+    log = event.get("log")
+    if not isinstance(log, dict):
+        return uuid.uuid4().hex
+    offset = log.get("offset")
+    file = log.get("file")
+    if offset is None or not isinstance(file, dict) or file.get("path") is None:
+        return uuid.uuid4().hex
+    host = event.get("host")
+    agent = event.get("agent")
+    who = (host.get("name") if isinstance(host, dict) else None) or (
+        agent.get("id") or agent.get("name") if isinstance(agent, dict) else None
+    )
+    parts = (
+        who,
+        file.get("path"),
+        file.get("inode"),
+        file.get("device_id"),
+        file.get("fingerprint"),
+        offset,
+        event.get("@timestamp"),
+    )
+    return xxhash.xxh3_128_hexdigest("\x1f".join("" if p is None else str(p) for p in parts).encode())
+
+
+def _dumps(doc: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(doc)
+    except (orjson.JSONEncodeError, TypeError):
+        # orjson refuses integers beyond 64 bits and some exotic values; the stdlib encoder does not
+        return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+class Encoder:
+    """Turns received events into bulk items: route, take the id, strip `@metadata`, serialise once."""
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self._action_prefix: dict[str, bytes] = {}
+
+    def _prefix(self, index: str) -> bytes:
+        prefix = self._action_prefix.get(index)
+        if prefix is None:
+            if len(self._action_prefix) > 10_000:
+                self._action_prefix.clear()
+            prefix = b'{"create":{"_index":' + orjson.dumps(index) + b',"_id":'
+            self._action_prefix[index] = prefix
+        return prefix
+
+    def encode(self, events: list[dict[str, Any]], received: datetime, ticket: Ticket) -> list[BulkItem]:
+        out: list[BulkItem] = []
+        index_for = self.router.index_for
+        for event in events:
+            if not isinstance(event, dict):  # a JSON scalar or array: keep it, as a message
+                event = {"message": event if isinstance(event, str) else _dumps_any(event)}
+            meta = event.pop("@metadata", None)
+            event_id = meta.get("_id") if isinstance(meta, dict) else None
+            if not isinstance(event_id, str) or not event_id or len(event_id.encode()) > 512:
+                event_id = derived_id(event)
+            index = index_for(event, received)
+            action = self._prefix(index) + orjson.dumps(event_id) + b"}}\n"
+            out.append(BulkItem(action, _dumps(event) + b"\n", index, ticket))
+        return out
+
+
+def _dumps_any(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def body_of(items: list[BulkItem]) -> bytes:
+    parts: list[bytes] = []
+    append = parts.append
+    for item in items:
+        append(item.action)
+        append(item.source)
+    return b"".join(parts)
+
+
+@dataclass
+class Outcome:
+    """A bulk response sorted per item: settled (indexed or already there), to retry, dead."""
+
+    delivered: list[BulkItem] = field(default_factory=list)
+    conflicts: int = 0  # of delivered: 409, the id was already indexed
+    retry: list[BulkItem] = field(default_factory=list)
+    retry_statuses: dict[int, int] = field(default_factory=dict)
+    dead: list[tuple[BulkItem, int, Any]] = field(default_factory=list)
+
+
+def classify(items: list[BulkItem], response: Any) -> Outcome:
+    """Match the response items (same order as the request) to ours and decide each one's fate.
+
+    A response that does not line up with the request (which OpenSearch never sends) retries all.
+    """
+    out = Outcome()
+    if isinstance(response, dict) and response.get("errors") is False:
+        out.delivered = items
+        return out
+    results = response.get("items") if isinstance(response, dict) else None
+    if not isinstance(results, list) or len(results) != len(items):
+        out.retry = items
+        out.retry_statuses[0] = len(items)
+        return out
+    for item, result in zip(items, results, strict=True):
+        body = next(iter(result.values()), None) if isinstance(result, dict) else None
+        status = body.get("status") if isinstance(body, dict) else None
+        if not isinstance(status, int):
+            out.retry.append(item)
+            out.retry_statuses[0] = out.retry_statuses.get(0, 0) + 1
+        elif 200 <= status < 300:
+            out.delivered.append(item)
+        elif status == 409:
+            out.delivered.append(item)
+            out.conflicts += 1
+        elif is_retryable(status):
+            out.retry.append(item)
+            out.retry_statuses[status] = out.retry_statuses.get(status, 0) + 1
+        else:
+            assert isinstance(body, dict)
+            out.dead.append((item, status, body.get("error")))
+    return out
+
+
+# Only what classify() reads: keeps responses for 5 MiB requests small and cheap to parse.
+FILTER_PATH = "errors,items.*.status,items.*.error"

@@ -1,0 +1,153 @@
+"""The `aggregator:` config section (docs/configuration.md is the contract)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from aggregator.routing import PatternError, compile_pattern
+from logship.config import ByteSize, Duration, StrictModel, read_secret
+from logship.tls import TLSSettings
+
+
+class ListenConfig(StrictModel):
+    host: str = "0.0.0.0"
+    port: int = Field(5044, ge=0, le=65535)
+    tls: TLSSettings = TLSSettings()
+    max_frame_bytes: ByteSize = 16 * 1024 * 1024
+    max_window_size: int = Field(16384, ge=1)
+    max_decompressed_bytes: ByteSize = 64 * 1024 * 1024
+    idle_timeout: Duration = 300.0
+    keepalive_interval: Duration = Field(2.0, gt=0)
+
+
+def _check_pattern(value: str) -> str:
+    try:
+        compile_pattern(value)
+    except PatternError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+class RouteConfig(StrictModel):
+    tag: str = Field(min_length=1)
+    index: str
+
+    @field_validator("index")
+    @classmethod
+    def _index_pattern(cls, value: str) -> str:
+        return _check_pattern(value)
+
+
+class AwsSigV4Config(StrictModel):
+    region: str = Field(min_length=1)
+    service: Literal["es", "aoss"] = "es"
+
+
+class OpenSearchConfig(StrictModel):
+    hosts: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:9200"], min_length=1)
+    username: SecretStr | None = None
+    password: SecretStr | None = None
+    username_file: str | None = None
+    password_file: str | None = None
+    ca_file: str | None = None
+    verify_certs: bool = True
+    aws_sigv4: AwsSigV4Config | None = None
+    timeout: Duration = Field(60.0, gt=0)
+
+    @field_validator("hosts")
+    @classmethod
+    def _no_userinfo(cls, hosts: list[str]) -> list[str]:
+        for h in hosts:
+            if "@" in h.split("//", 1)[-1].split("/", 1)[0]:
+                # credentials in a URL end up in logs and error messages; keep them in their own keys
+                raise ValueError("put credentials in username/password (or *_file), not in the host URL")
+        return hosts
+
+    def credentials(self) -> tuple[str, str] | None:
+        """(username, password) from the inline values or the mounted secret files; None if unset."""
+        user = read_secret(
+            self.username.get_secret_value() if self.username else None,
+            self.username_file,
+            "aggregator.opensearch.username_file",
+        )
+        password = read_secret(
+            self.password.get_secret_value() if self.password else None,
+            self.password_file,
+            "aggregator.opensearch.password_file",
+        )
+        if user is None and password is None:
+            return None
+        return user or "", password or ""
+
+    @model_validator(mode="after")
+    def _auth_choice(self) -> OpenSearchConfig:
+        basic = self.username or self.password or self.username_file or self.password_file
+        if self.aws_sigv4 is not None and basic:
+            raise ValueError("aws_sigv4 and username/password are exclusive; configure one of them")
+        return self
+
+
+class BackoffConfig(StrictModel):
+    initial: Duration = Field(0.5, gt=0)
+    max: Duration = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BackoffConfig:
+        if self.max < self.initial:
+            raise ValueError("max must be at least initial")
+        return self
+
+
+class BulkConfig(StrictModel):
+    max_bytes: ByteSize = Field(5 * 1024 * 1024, gt=0)
+    max_docs: int = Field(5000, ge=1)
+    max_delay: Duration = Field(1.0, ge=0)
+    concurrency: int = Field(2, ge=1, le=64)
+    gzip: bool = False
+    backoff: BackoffConfig = BackoffConfig()
+
+
+class TemplateConfig(StrictModel):
+    install: bool = True
+    name: str = Field("logstash-logs", min_length=1)
+    shards: int = Field(1, ge=1)
+    replicas: int = Field(1, ge=0)
+
+
+class DeadLetterConfig(StrictModel):
+    path: str = "/var/lib/logship/dead-letter.ndjson"
+    max_bytes: ByteSize = Field(100 * 1024 * 1024, gt=0)
+    keep: int = Field(5, ge=0)
+
+
+class HttpConfig(StrictModel):
+    host: str = "0.0.0.0"
+    port: int = Field(9600, ge=0, le=65535)
+
+
+def _default_routes() -> list[RouteConfig]:
+    return [
+        RouteConfig(tag="containers", index="logstash-logs-containers-%{+YYYY.MM.dd}"),
+        RouteConfig(tag="app", index="logstash-logs-app-%{+YYYY.MM.dd}"),
+    ]
+
+
+class AggregatorConfig(StrictModel):
+    listen: ListenConfig = ListenConfig()
+    routes: list[RouteConfig] = Field(default_factory=_default_routes)
+    default_index: str = "logstash-logs-unrouted-%{+YYYY.MM.dd}"
+    opensearch: OpenSearchConfig = OpenSearchConfig()
+    bulk: BulkConfig = BulkConfig()
+    queue_max_events: int = Field(50000, ge=1)
+    template: TemplateConfig = TemplateConfig()
+    ism_delete_after: Duration | None = None
+    dead_letter: DeadLetterConfig = DeadLetterConfig()
+    http: HttpConfig = HttpConfig()
+    shutdown_timeout: Duration = Field(30.0, gt=0)
+
+    @field_validator("default_index")
+    @classmethod
+    def _default_pattern(cls, value: str) -> str:
+        return _check_pattern(value)

@@ -1,0 +1,247 @@
+"""Routing: which index an event goes to (pure logic, no I/O).
+
+Index names use Logstash's sprintf date syntax, `logstash-logs-app-%{+YYYY.MM.dd}`, formatted from the
+UTC time of the event's `@timestamp` (Joda-style tokens, as Logstash has them). The first route whose
+tag is in the event's `tags` wins; an event that matches none goes to the default index, never nowhere.
+
+An event whose `@timestamp` is missing or unreadable is routed by the time it was received, gets that
+time as its `@timestamp` (so the index mapping accepts it), keeps the bad value under
+`logship.invalid_timestamp` and is tagged `_timestampparsefailure` (Logstash's `_dateparsefailure` idea).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+TIMESTAMP_FAILURE_TAG = "_timestampparsefailure"
+
+# Joda token -> (formatter of a UTC datetime, how much of "YYYY-MM-DDTHH:MM:SS" the value depends on).
+_DAY, _HOUR, _MINUTE, _SECOND = 10, 13, 16, 19
+_TOKENS: dict[str, tuple[Any, int]] = {
+    "yyyy": (lambda d: f"{d.year:04d}", _DAY),
+    "YYYY": (lambda d: f"{d.year:04d}", _DAY),
+    "yy": (lambda d: f"{d.year % 100:02d}", _DAY),
+    "YY": (lambda d: f"{d.year % 100:02d}", _DAY),
+    "xxxx": (lambda d: f"{d.isocalendar()[0]:04d}", _DAY),
+    "xx": (lambda d: f"{d.isocalendar()[0] % 100:02d}", _DAY),
+    "MM": (lambda d: f"{d.month:02d}", _DAY),
+    "M": (lambda d: str(d.month), _DAY),
+    "dd": (lambda d: f"{d.day:02d}", _DAY),
+    "d": (lambda d: str(d.day), _DAY),
+    "ww": (lambda d: f"{d.isocalendar()[1]:02d}", _DAY),
+    "w": (lambda d: str(d.isocalendar()[1]), _DAY),
+    "HH": (lambda d: f"{d.hour:02d}", _HOUR),
+    "H": (lambda d: str(d.hour), _HOUR),
+    "mm": (lambda d: f"{d.minute:02d}", _MINUTE),
+    "ss": (lambda d: f"{d.second:02d}", _SECOND),
+}
+
+_BAD_INDEX_CHARS = ' \\/*?"<>|,#:'
+_SPRINTF = re.compile(r"%\{\+([^}]*)\}")
+_JODA_PART = re.compile(r"'((?:[^']|'')*)'|([A-Za-z])\2*|[^A-Za-z']+")
+
+
+class PatternError(ValueError):
+    """An index pattern that cannot be formatted; the message says which part."""
+
+
+@dataclass(frozen=True)
+class IndexPattern:
+    """A compiled `...%{+FORMAT}...` index name; `format(utc)` renders it for one UTC datetime."""
+
+    source: str
+    parts: tuple[Any, ...]  # str literals and token formatters
+    granularity: int  # chars of the canonical UTC key the name depends on (0: a constant name)
+
+    @property
+    def static_prefix(self) -> str:
+        """The constant leading text, e.g. `logstash-logs-app-` (for the template's index pattern)."""
+        prefix = ""
+        for part in self.parts:
+            if not isinstance(part, str):
+                break
+            prefix += part
+        return prefix
+
+    def format(self, utc: datetime) -> str:
+        return "".join(p if isinstance(p, str) else p(utc) for p in self.parts)
+
+
+def _compile_joda(fmt: str, source: str) -> tuple[list[Any], int]:
+    parts: list[Any] = []
+    granularity = 0
+    pos = 0
+    while pos < len(fmt):
+        m = _JODA_PART.match(fmt, pos)
+        if m is None:  # an unterminated quote
+            raise PatternError(f"{source!r}: unterminated quote in date format {fmt!r}")
+        pos = m.end()
+        if m.group(1) is not None:
+            parts.append(m.group(1).replace("''", "'"))
+        elif m.group(2) is not None:
+            token = m.group(0)
+            if token not in _TOKENS:
+                known = ", ".join(_TOKENS)
+                raise PatternError(f"{source!r}: unsupported date token {token!r} (supported: {known})")
+            fn, gran = _TOKENS[token]
+            parts.append(fn)
+            granularity = max(granularity, gran)
+        else:
+            parts.append(m.group(0))
+    return parts, granularity
+
+
+def compile_pattern(source: str) -> IndexPattern:
+    """Compile an index name with `%{+FORMAT}` date references; raises PatternError if unusable."""
+    parts: list[Any] = []
+    granularity = 0
+    pos = 0
+    for m in _SPRINTF.finditer(source):
+        if m.start() > pos:
+            parts.append(source[pos : m.start()])
+        sub, gran = _compile_joda(m.group(1), source)
+        parts.extend(sub)
+        granularity = max(granularity, gran)
+        pos = m.end()
+    if pos < len(source):
+        parts.append(source[pos:])
+    if "%{" in "".join(p for p in parts if isinstance(p, str)):
+        raise PatternError(f"{source!r}: only date references like %{{+YYYY.MM.dd}} are supported")
+    literal = "".join(p for p in parts if isinstance(p, str))
+    if not source or literal != literal.lower() or any(c in literal for c in _BAD_INDEX_CHARS):
+        raise PatternError(
+            f"{source!r}: not a valid index name (lowercase, without spaces or any of {_BAD_INDEX_CHARS})"
+        )
+    merged: list[Any] = []
+    for p in parts:  # join adjacent literals so format() does less work
+        if isinstance(p, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += p
+        else:
+            merged.append(p)
+    return IndexPattern(source, tuple(merged), granularity)
+
+
+def utc_key(value: Any) -> str | None:
+    """Canonical UTC `YYYY-MM-DDTHH:MM:SS` of an ISO-8601 timestamp, or None if it is not one.
+
+    Shippers send `...Z` timestamps, so those take a slicing fast path; anything with an offset is
+    converted to UTC (`2026-01-01T00:30:00+02:00` is 2025-12-31T22:30:00). A timestamp without an
+    offset is taken as UTC.
+    """
+    if not isinstance(value, str):
+        return None
+    if len(value) >= 20 and value[-1] == "Z" and value[10] == "T" and value[4] == "-" and value[7] == "-":
+        return value[:19]
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(UTC)
+    return f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
+
+
+def _parse_key(key: str) -> datetime:
+    return datetime(
+        int(key[0:4]),
+        int(key[5:7] or 1),
+        int(key[8:10] or 1),
+        int(key[11:13] or 0),
+        int(key[14:16] or 0),
+        int(key[17:19] or 0),
+        tzinfo=UTC,
+    )
+
+
+def iso_utc(dt: datetime) -> str:
+    """`2026-01-01T00:30:00.123Z`: the `@timestamp` shape shippers send (ms precision)."""
+    dt = dt.astimezone(UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class Route:
+    tag: str
+    pattern: IndexPattern
+
+
+class Router:
+    """Chooses each event's index; caches the rendered name per (pattern, time bucket)."""
+
+    def __init__(self, routes: list[tuple[str, str]], default_index: str) -> None:
+        self.routes = [Route(tag, compile_pattern(index)) for tag, index in routes]
+        self.default = compile_pattern(default_index)
+        self._by_tag: dict[str, tuple[int, IndexPattern]] = {}
+        for i, r in enumerate(self.routes):  # first match wins: keep the earliest route of a tag
+            self._by_tag.setdefault(r.tag, (i, r.pattern))
+        self._cache: dict[tuple[int, str], str] = {}
+
+    @property
+    def patterns(self) -> list[IndexPattern]:
+        return [r.pattern for r in self.routes] + [self.default]
+
+    def pattern_for(self, tags: Any) -> IndexPattern:
+        """The first route (in config order) whose tag is among `tags`; else the default."""
+        if isinstance(tags, str):
+            tags = (tags,)
+        elif not isinstance(tags, list | tuple):
+            return self.default
+        best: tuple[int, IndexPattern] | None = None
+        for tag in tags:
+            hit = self._by_tag.get(tag) if isinstance(tag, str) else None
+            if hit is not None and (best is None or hit[0] < best[0]):
+                best = hit
+        return self.default if best is None else best[1]
+
+    def index_for(self, event: dict[str, Any], received: datetime) -> str:
+        """The index of `event`; repairs a missing or bad `@timestamp` in place (see module doc)."""
+        pattern = self.pattern_for(event.get("tags"))
+        if pattern.granularity == 0:
+            if "@timestamp" not in event or utc_key(event["@timestamp"]) is None:
+                self._flag(event, received)
+            return pattern.format(received)
+        key = utc_key(event.get("@timestamp"))
+        if key is not None:
+            name = self._render(pattern, key)
+            if name is not None:
+                return name
+        self._flag(event, received)
+        received_key = iso_utc(received)[:19]
+        name = self._render(pattern, received_key)
+        assert name is not None  # the receive time is always a valid date
+        return name
+
+    def _render(self, pattern: IndexPattern, key: str) -> str | None:
+        short = key[: pattern.granularity]
+        cache_key = (id(pattern), short)
+        name = self._cache.get(cache_key)
+        if name is None:
+            try:
+                name = pattern.format(_parse_key(short))
+            except ValueError:  # e.g. month 13 that slipped through the fast path
+                return None
+            if len(self._cache) > 10_000:  # bounded: old buckets are rarely needed again
+                self._cache.clear()
+            self._cache[cache_key] = name
+        return name
+
+    @staticmethod
+    def _flag(event: dict[str, Any], received: datetime) -> None:
+        if "@timestamp" in event:
+            logship = event.get("logship")
+            if not isinstance(logship, dict):
+                logship = {}
+                event["logship"] = logship
+            logship["invalid_timestamp"] = str(event["@timestamp"])[:256]
+        event["@timestamp"] = iso_utc(received)
+        tags = event.get("tags")
+        if isinstance(tags, list):
+            if TIMESTAMP_FAILURE_TAG not in tags:
+                tags.append(TIMESTAMP_FAILURE_TAG)
+        elif isinstance(tags, str):
+            event["tags"] = [tags, TIMESTAMP_FAILURE_TAG]
+        else:
+            event["tags"] = [TIMESTAMP_FAILURE_TAG]

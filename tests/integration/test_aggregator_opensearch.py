@@ -1,0 +1,223 @@
+"""The aggregator's pipeline against the real OpenSearch: routing and dates, resent windows, dead letters,
+the index template."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from opensearchpy import AsyncOpenSearch
+
+from aggregator.app import Aggregator
+from aggregator.config import AggregatorConfig
+from aggregator.template import install_template, template_body
+
+pytestmark = pytest.mark.integration
+
+
+def make_config(url: str, prefix: str, tmp_path: Path, **over: Any) -> AggregatorConfig:
+    raw: dict[str, Any] = {
+        "listen": {"host": "127.0.0.1", "port": 0},
+        "routes": [
+            {"tag": "containers", "index": f"{prefix}containers-%{{+YYYY.MM.dd}}"},
+            {"tag": "app", "index": f"{prefix}app-%{{+YYYY.MM.dd}}"},
+        ],
+        "default_index": f"{prefix}unrouted-%{{+YYYY.MM.dd}}",
+        "opensearch": {"hosts": [url]},
+        "bulk": {"max_docs": 500, "max_delay": "200ms", "backoff": {"initial": "100ms", "max": "1s"}},
+        "template": {"install": False},
+        "dead_letter": {"path": str(tmp_path / "dlq.ndjson")},
+        "http": {"host": "127.0.0.1", "port": 0},
+        "shutdown_timeout": "10s",
+    }
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(raw.get(key), dict):
+            raw[key] = {**raw[key], **value}
+        else:
+            raw[key] = value
+    return AggregatorConfig.model_validate(raw)
+
+
+async def counts(client: AsyncOpenSearch, prefix: str) -> dict[str, int]:
+    await client.indices.refresh(index=f"{prefix}*")
+    rows = await client.cat.indices(index=f"{prefix}*", format="json", h="index,docs.count")
+    return {r["index"]: int(r["docs.count"]) for r in rows}
+
+
+def event(i: int, ts: str | None, tags: list[str], **extra: Any) -> dict[str, Any]:
+    e: dict[str, Any] = {"message": f"line {i}", "tags": tags, "@metadata": {"_id": f"id-{i}"}, **extra}
+    if ts is not None:
+        e["@timestamp"] = ts
+    return e
+
+
+async def test_routes_by_tag_and_utc_date(
+    opensearch_url: str, index_prefix: str, tmp_path: Path, os_client: AsyncOpenSearch
+) -> None:
+    agg = Aggregator(make_config(opensearch_url, index_prefix, tmp_path))
+    agg.pipeline.start()
+    today = datetime.now(UTC).strftime("%Y.%m.%d")
+    events = [
+        event(1, "2025-12-31T23:59:59.999Z", ["containers"]),
+        event(2, "2026-01-01T00:00:00.000Z", ["containers"]),
+        event(3, "2026-01-01T00:30:00+02:00", ["containers"]),  # 2025-12-31T22:30Z
+        event(4, "2025-12-31T20:30:00-05:00", ["app"]),  # 2026-01-01T01:30Z
+        event(5, "2026-01-01T00:00:00.000Z", ["other", "app", "containers"]),  # first route wins: containers
+        event(6, "2026-01-01T12:00:00.000Z", ["nothing-routes-me"]),
+        event(7, None, ["app"]),
+        event(8, "not a time", ["app"]),
+    ]
+    await agg.pipeline.submit(events)
+    got = await counts(os_client, index_prefix)
+    assert got == {
+        f"{index_prefix}containers-2025.12.31": 2,
+        f"{index_prefix}containers-2026.01.01": 2,
+        f"{index_prefix}app-2026.01.01": 1,
+        f"{index_prefix}unrouted-2026.01.01": 1,
+        f"{index_prefix}app-{today}": 2,
+    }
+    doc = await os_client.get(index=f"{index_prefix}containers-2025.12.31", id="id-3")
+    assert "@metadata" not in doc["_source"]
+    assert doc["_source"]["@timestamp"] == "2026-01-01T00:30:00+02:00"
+    bad = (await os_client.get(index=f"{index_prefix}app-{today}", id="id-8"))["_source"]
+    assert "_timestampparsefailure" in bad["tags"]
+    assert bad["logship"]["invalid_timestamp"] == "not a time"
+    assert bad["@timestamp"].startswith(datetime.now(UTC).strftime("%Y-%m-%d"))
+    missing = (await os_client.get(index=f"{index_prefix}app-{today}", id="id-7"))["_source"]
+    assert "_timestampparsefailure" in missing["tags"]
+    assert agg.metrics.indexed._value.get() == 8
+    await agg.pipeline.close(5)
+    await agg.sink.close()
+
+
+async def test_resent_window_is_indexed_once(
+    opensearch_url: str, index_prefix: str, tmp_path: Path, os_client: AsyncOpenSearch
+) -> None:
+    agg = Aggregator(make_config(opensearch_url, index_prefix, tmp_path))
+    agg.pipeline.start()
+
+    def window() -> list[dict[str, Any]]:
+        return [event(i, "2026-03-01T10:00:00.000Z", ["app"]) for i in range(300)]
+
+    await agg.pipeline.submit(window())
+    assert await counts(os_client, index_prefix) == {f"{index_prefix}app-2026.03.01": 300}
+    await agg.pipeline.submit(window())  # the shipper resends after a lost ack
+    assert await counts(os_client, index_prefix) == {f"{index_prefix}app-2026.03.01": 300}
+    assert agg.metrics.duplicates._value.get() == 300
+    assert agg.metrics.dead_lettered._value.get() == 0
+    await agg.pipeline.close(5)
+    await agg.sink.close()
+
+
+async def test_events_without_id_get_a_stable_one(
+    opensearch_url: str, index_prefix: str, tmp_path: Path, os_client: AsyncOpenSearch
+) -> None:
+    """A real Filebeat sends no @metadata._id: the id comes from host, file and offset."""
+    agg = Aggregator(make_config(opensearch_url, index_prefix, tmp_path))
+    agg.pipeline.start()
+
+    def window() -> list[dict[str, Any]]:
+        return [
+            {
+                "@timestamp": "2026-03-01T10:00:00.000Z",
+                "message": f"m{i}",
+                "tags": ["containers"],
+                "host": {"name": "node-1"},
+                "log": {"file": {"path": "/var/log/containers/a.log"}, "offset": i * 100},
+            }
+            for i in range(50)
+        ]
+
+    await agg.pipeline.submit(window())
+    await agg.pipeline.submit(window())
+    assert await counts(os_client, index_prefix) == {f"{index_prefix}containers-2026.03.01": 50}
+    await agg.pipeline.close(5)
+    await agg.sink.close()
+
+
+async def test_mapping_conflict_is_dead_lettered_rest_indexed(
+    opensearch_url: str, index_prefix: str, tmp_path: Path, os_client: AsyncOpenSearch
+) -> None:
+    index = f"{index_prefix}app-2026.03.02"
+    await os_client.indices.create(
+        index=index, body={"mappings": {"properties": {"fields": {"properties": {"n": {"type": "long"}}}}}}
+    )
+    agg = Aggregator(make_config(opensearch_url, index_prefix, tmp_path))
+    agg.pipeline.start()
+    bad = {7, 21, 40}
+    events = [
+        event(i, "2026-03-02T08:00:00.000Z", ["app"], fields={"n": f"not-a-number-{i}" if i in bad else i})
+        for i in range(50)
+    ]
+    await asyncio.wait_for(agg.pipeline.submit(events), 30)  # the window completes (would be acked)
+    assert await counts(os_client, index_prefix) == {index: 47}
+    lines = (tmp_path / "dlq.ndjson").read_bytes().splitlines()
+    records = [orjson.loads(line) for line in lines]
+    assert sorted(r["event"]["fields"]["n"] for r in records) == sorted(f"not-a-number-{i}" for i in bad)
+    for r in records:
+        assert r["index"] == index
+        assert r["status"] == 400
+        assert r["error"]["type"] == "mapper_parsing_exception"
+        assert r["event"]["tags"] == ["app"]
+        assert "@metadata" not in r["event"]
+    assert agg.metrics.dead_lettered._value.get() == 3
+    assert agg.metrics.indexed._value.get() == 47
+    await agg.pipeline.close(5)
+    await agg.sink.close()
+
+
+async def test_template_maps_spec_fields(
+    opensearch_url: str, index_prefix: str, tmp_path: Path, os_client: AsyncOpenSearch
+) -> None:
+    name = f"{index_prefix}tmpl"
+    try:
+        await install_template(os_client, name, [f"{index_prefix}*"], 1, 0)
+        await install_template(os_client, name, [f"{index_prefix}*"], 1, 0)  # an update is fine too
+        agg = Aggregator(make_config(opensearch_url, index_prefix, tmp_path))
+        agg.pipeline.start()
+        await agg.pipeline.submit(
+            [
+                event(
+                    1,
+                    "2026-03-03T08:00:00.000Z",
+                    ["containers"],
+                    kubernetes={"pod": {"name": "web-1"}, "namespace": "prod", "labels": {"app": "web"}},
+                    container={"id": "abc", "runtime": "containerd"},
+                    host={"name": "node-1"},
+                    log={"file": {"path": "/var/log/containers/x.log"}, "offset": 12},
+                    stream="stdout",
+                    agent={"type": "logship", "version": "0.1.0"},
+                )
+            ]
+        )
+        index = f"{index_prefix}containers-2026.03.03"
+        mapping = (await os_client.indices.get_mapping(index=index))[index]["mappings"]["properties"]
+        assert mapping["@timestamp"]["type"] == "date"
+        assert mapping["message"]["type"] == "text"
+        assert mapping["kubernetes"]["properties"]["pod"]["properties"]["name"]["type"] == "keyword"
+        assert mapping["kubernetes"]["properties"]["labels"]["properties"]["app"]["type"] == "keyword"
+        assert mapping["container"]["properties"]["id"]["type"] == "keyword"
+        assert mapping["host"]["properties"]["name"]["type"] == "keyword"
+        assert mapping["log"]["properties"]["offset"]["type"] == "long"
+        assert mapping["log"]["properties"]["file"]["properties"]["path"]["type"] == "keyword"
+        assert mapping["tags"]["type"] == "keyword"
+        assert mapping["stream"]["type"] == "keyword"
+        settings = (await os_client.indices.get_settings(index=index))[index]["settings"]["index"]
+        assert settings["number_of_replicas"] == "0"
+        await agg.pipeline.close(5)
+        await agg.sink.close()
+    finally:
+        await os_client.indices.delete_index_template(name=name, ignore=[404])
+
+
+def test_template_body_default_pattern() -> None:
+    from aggregator.app import _patterns
+
+    cfg = AggregatorConfig()
+    assert _patterns(cfg) == ["logstash-logs-*"]
+    body = template_body(["logstash-logs-*"], 1, 1)
+    assert body["index_patterns"] == ["logstash-logs-*"]
