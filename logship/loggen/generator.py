@@ -26,7 +26,7 @@ from logship.loggen import content, formats
 from logship.loggen.layout import ROTATIONS, AppLogDir, ContainerFile
 
 MANIFEST_NAME = "loggen-manifest.json"
-RUNTIMES = {formats.DOCKER: "docker", formats.CRI: "containerd"}
+RUNTIMES = {formats.DOCKER: "docker", formats.CRI: "cri"}  # container.runtime as the shipper sets it
 
 
 @dataclass

@@ -79,7 +79,7 @@ def test_eks_layout_symlinks_and_manifest_fields(tmp_path: Path) -> None:
         assert target.parent.name == k8s["container"]["name"]
         assert target.parent.parent.name == f"{k8s['namespace']}_{k8s['pod']['name']}_{k8s['pod']['uid']}"
         assert target.parent.parent.parent == tmp_path / "var/log/pods"
-        assert s["container"]["runtime"] == {"docker": "docker", "cri": "containerd"}[s["format"]]
+        assert s["container"]["runtime"] == s["format"]
         assert s["family"] == "containers" and s["tags"] == ["containers"]
     assert (tmp_path / MANIFEST_NAME).exists()
     assert orjson.loads((tmp_path / MANIFEST_NAME).read_bytes()) == orjson.loads(orjson.dumps(m))
