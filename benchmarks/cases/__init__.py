@@ -1,0 +1,1 @@
+"""The benchmark cases a-e of the suite (see benchmarks/README.md)."""

@@ -1,0 +1,114 @@
+"""Case a: files -> one shipper process -> blackhole protocol server.
+
+The clock runs from the first event the blackhole receives to the last (start-up left out); CPU is
+the shipper's user+system seconds over the same span; RSS is the peak while it ships. Filebeat (its
+Logstash output) reads the same files into the same blackhole when it is available.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from benchmarks.cases.common import Context, Throttle, mib, start_shipper
+from benchmarks.peers import filebeat
+from benchmarks.procs import Measured, free_port
+from benchmarks.sinks import start_sink
+from benchmarks.workload import FileSet, prewrite
+
+GIB = 2**30
+
+
+def file_set(ctx: Context, files: int) -> FileSet:
+    """The pre-written set for a file count, generated once per run and shared with case c."""
+    fs = ctx.file_sets.get(files)
+    if fs is None:
+        lines = max(files, ctx.profile.a_mib * 2**20 // ctx.profile.line_bytes)
+        ctx.say("a", f"writing {lines:,} lines of {ctx.profile.line_bytes} B into {files} files")
+        fs = prewrite(ctx.dir(f"files-{files}"), files, lines, ctx.profile.line_bytes)
+        ctx.file_sets[files] = fs
+    return fs
+
+
+def measure(ctx: Context, label: str, proc: Measured, sink: Any, fs: FileSet, timeout: float) -> dict[str, Any]:
+    """Wait until the sink has every line; figures over first -> last event received."""
+    progress = Throttle(ctx, "a")
+    try:
+        if not sink.wait_events(1, 60):
+            raise RuntimeError(f"{label}: no event reached the blackhole in 60 s\n{proc.log_tail()}")
+        proc.mark_cpu("first")
+        t_first_mono = time.monotonic()
+        ok = sink.wait_events(fs.lines, timeout, lambda n: progress(f"{label}: {n:,}/{fs.lines:,} lines"))
+        proc.mark_cpu("last")
+        t_last_mono = time.monotonic()
+        if not ok:
+            raise RuntimeError(f"{label}: only {sink.events:,} of {fs.lines:,} lines in {timeout:.0f} s")
+        if not proc.alive():
+            raise RuntimeError(f"{label} exited early: {proc.log_tail()}")
+    finally:
+        proc.stop()
+    seconds = max(sink.last - sink.first, 1e-6)
+    cpu = proc.cpu_between("first", "last")
+    return {
+        "lines": fs.lines,
+        "seconds": round(seconds, 3),
+        "lines_per_s": fs.lines / seconds,
+        "mib_per_s": fs.bytes / 2**20 / seconds,
+        "cpu_s": round(cpu, 3),
+        "cpu_s_per_gib": cpu / (fs.bytes / GIB),
+        "cpu_utilisation": cpu / max(t_last_mono - t_first_mono, 1e-6),
+        "rss_peak_mib": mib(proc.peak_rss()),
+        "received": sink.events,
+    }
+
+
+def run_one(ctx: Context, fs: FileSet, compression: int, agent: str = "logship") -> dict[str, Any]:
+    work = ctx.dir(f"a-{agent}-{fs.files}-z{compression}")
+    port = free_port()
+    sink = start_sink("lumberjack", port, work)
+    label = f"{agent} files={fs.files} compression={compression}"
+    try:
+        if agent == "logship":
+            proc = start_shipper(ctx, fs.glob, port, work, compression)
+        else:
+            proc = filebeat.start(ctx, fs.glob, f"127.0.0.1:{port}", work, compression)
+        timeout = max(120.0, fs.bytes / 2**20 * 4)  # 0.25 MiB/s is broken, not slow
+        result = measure(ctx, label, proc, sink, fs, timeout)
+    finally:
+        sink.stop()
+    ctx.say("a", f"{label}: {result['lines_per_s']:,.0f} lines/s, {result['mib_per_s']:.1f} MiB/s, "
+            f"{result['cpu_s_per_gib']:.0f} CPU s/GiB, RSS {result['rss_peak_mib']} MiB")  # fmt: skip
+    return {"agent": agent, "files": fs.files, "compression_level": compression, **fs.describe(), **result}
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    p = ctx.profile
+    rows: list[dict[str, Any]] = []
+    for files in p.a_file_counts:
+        fs = file_set(ctx, files)
+        for level in p.a_compression:
+            rows.append(run_one(ctx, fs, level))
+    peer_rows: list[dict[str, Any]] = []
+    if ctx.peers.filebeat:
+        files = 100 if 100 in p.a_file_counts else p.a_file_counts[-1]
+        for level in p.a_compression:
+            try:
+                peer_rows.append(run_one(ctx, file_set(ctx, files), level, agent="filebeat"))
+            except RuntimeError as exc:
+                ctx.say("a", f"filebeat failed: {exc}")
+                peer_rows.append({"agent": "filebeat", "files": files, "compression_level": level, "error": str(exc)})
+    return {
+        "title": "shipper -> blackhole protocol server",
+        "conditions": {
+            "line_bytes": p.line_bytes,
+            "window_size": p.window_size,
+            "max_pending_windows": p.max_pending_windows,
+            "mib_per_file_set": p.a_mib,
+            "clock": "first event received -> last event received by the blackhole",
+            "filebeat": "max_procs 1, container input, Logstash output"
+            if ctx.peers.filebeat
+            else ctx.peers.filebeat_reason,
+        },
+        "rows": rows,
+        "peers": peer_rows,
+    }

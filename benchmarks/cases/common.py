@@ -1,0 +1,131 @@
+"""What every case needs: the run context, progress lines, and configs of the processes under test."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.node import BenchNode
+from benchmarks.procs import Measured, free_port, spawn_logship, wait_port
+from benchmarks.profiles import Profile
+
+
+@dataclass
+class Peers:
+    filebeat: str | None = None  # binary path, or None with the reason below
+    filebeat_version: str | None = None
+    filebeat_reason: str = ""
+    rsyslogd: str | None = None
+    rsyslog_version: str | None = None
+    rsyslog_reason: str = ""
+
+
+@dataclass
+class Context:
+    profile: Profile
+    workdir: Path
+    node: BenchNode | None
+    peers: Peers
+    file_sets: dict[int, Any] = field(default_factory=dict)  # files -> FileSet, shared by cases a and c
+    t_start: float = field(default_factory=time.monotonic)
+
+    def say(self, case: str, msg: str) -> None:
+        elapsed = time.monotonic() - self.t_start
+        sys.stderr.write(f"[{elapsed:6.1f}s] {case}: {msg}\n")
+        sys.stderr.flush()
+
+    def dir(self, name: str) -> Path:
+        d = self.workdir / name
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+
+class Throttle:
+    """Calls `say` at most every `interval` seconds (progress lines during a measurement)."""
+
+    def __init__(self, ctx: Context, case: str, interval: float = 2.0) -> None:
+        self.ctx, self.case, self.interval, self.last = ctx, case, interval, time.monotonic()
+
+    def __call__(self, msg: str) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.interval:
+            self.last = now
+            self.ctx.say(self.case, msg)
+
+
+def shipper_config(
+    profile: Profile, glob: str, output_port: int, workdir: Path, compression: int = 0
+) -> dict[str, Any]:
+    return {
+        "name": "bench-node",
+        "inputs": [{"type": "containers", "paths": [glob]}],
+        "scan_interval": "1s",
+        "registry": {"path": str(workdir / "registry.json"), "flush_interval": "1s"},
+        "output": {
+            "hosts": [f"127.0.0.1:{output_port}"],
+            "window_size": profile.window_size,
+            "max_pending_windows": profile.max_pending_windows,
+            "compression_level": compression,
+            "backoff": {"initial": "200ms", "max": "2s"},
+        },
+        "http": {"host": "127.0.0.1", "port": free_port()},
+        "shutdown_timeout": "5s",
+    }
+
+
+def aggregator_config(profile: Profile, opensearch_url: str, listen_port: int, workdir: Path) -> dict[str, Any]:
+    return {
+        "listen": {"host": "127.0.0.1", "port": listen_port},
+        "opensearch": {"hosts": [opensearch_url], "timeout": "60s"},
+        "bulk": {
+            "max_bytes": profile.bulk_max_bytes,
+            "max_docs": profile.bulk_max_docs,
+            "max_delay": profile.bulk_max_delay,
+            "concurrency": profile.bulk_concurrency,
+            "gzip": False,
+        },
+        "template": {"install": True, "replicas": 0},
+        "dead_letter": {"path": str(workdir / "dead-letter.ndjson")},
+        "http": {"host": "127.0.0.1", "port": free_port()},
+        "shutdown_timeout": "10s",
+    }
+
+
+def start_aggregator(
+    ctx: Context, opensearch_url: str, workdir: Path, name: str = "aggregator"
+) -> tuple[Measured, int]:
+    port = free_port()
+    proc = spawn_logship("aggregator", aggregator_config(ctx.profile, opensearch_url, port, workdir), workdir, name)
+    try:
+        wait_port(port, 60, proc.popen)
+    except (RuntimeError, TimeoutError) as exc:
+        proc.stop()
+        raise RuntimeError(f"aggregator did not start: {exc}\n{proc.log_tail()}") from exc
+    return proc, port
+
+
+def start_shipper(
+    ctx: Context, glob: str, output_port: int, workdir: Path, compression: int = 0, name: str = "shipper"
+) -> Measured:
+    cfg = shipper_config(ctx.profile, glob, output_port, workdir, compression)
+    return spawn_logship("shipper", cfg, workdir, name)
+
+
+def shipping_settings(profile: Profile) -> dict[str, Any]:
+    """The settings printed under every figure that involves the shipper or aggregator."""
+    return {
+        "window_size": profile.window_size,
+        "max_pending_windows": profile.max_pending_windows,
+        "bulk_max_docs": profile.bulk_max_docs,
+        "bulk_max_bytes": profile.bulk_max_bytes,
+        "bulk_max_delay_s": profile.bulk_max_delay,
+        "bulk_concurrency": profile.bulk_concurrency,
+        "bulk_gzip": False,
+    }
+
+
+def mib(n: float) -> float:
+    return round(n / 2**20, 1)

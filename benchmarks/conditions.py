@@ -1,0 +1,83 @@
+"""The conditions every figure is measured under: machine, versions, and what else was running."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from typing import Any
+
+import psutil
+
+import logship
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _command_version(argv: list[str]) -> str | None:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = (out.stdout or out.stderr).strip().splitlines()
+    return text[0].strip() if text else None
+
+
+def machine() -> dict[str, Any]:
+    load1, load5, _ = os.getloadavg()
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "kernel": platform.release(),
+        "load_average_at_start": [round(load1, 2), round(load5, 2)],
+    }
+
+
+def versions() -> dict[str, Any]:
+    return {
+        "logship": logship.__version__,
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "executable": sys.executable,
+    }
+
+
+def other_load_note(own_pids: set[int]) -> dict[str, Any]:
+    """How busy the machine is with processes that are not ours (the cores are shared)."""
+    busy: list[tuple[float, str]] = []
+    procs = list(psutil.process_iter(["pid", "name"]))
+    for p in procs:
+        try:
+            p.cpu_percent(None)
+        except psutil.Error:
+            pass
+    psutil.cpu_percent(None)
+    import time
+
+    time.sleep(1.0)
+    total = psutil.cpu_percent(None)
+    for p in procs:
+        if p.pid in own_pids:
+            continue
+        try:
+            pct = p.cpu_percent(None)
+        except psutil.Error:
+            continue
+        if pct >= 5.0:
+            busy.append((pct, p.info["name"] or "?"))
+    busy.sort(reverse=True)
+    return {
+        "machine_cpu_percent_1s": total,
+        "other_busy_processes": [f"{name} {pct:.0f}%" for pct, name in busy[:8]],
+    }

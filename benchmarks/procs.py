@@ -1,0 +1,179 @@
+"""Real processes under measurement: start them, sample RSS and CPU with psutil, stop them.
+
+Figures come from the operating system, never from the process itself: peak RSS is the highest
+resident set size seen by a sampler thread (every 100 ms), CPU is user+system seconds of the process
+and its children between two marks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import yaml
+
+PYTHON = sys.executable
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f}s")
+
+
+@dataclass
+class Sample:
+    t: float
+    rss: int
+
+
+@dataclass
+class Measured:
+    """A running process, sampled until stopped."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    samples: list[Sample] = field(default_factory=list)
+    _ps: psutil.Process | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _marks: dict[str, float] = field(default_factory=dict)
+
+    def start_sampling(self, interval: float = 0.1) -> None:
+        self._ps = psutil.Process(self.popen.pid)
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def _tree_rss(self) -> int:
+        assert self._ps is not None
+        rss = self._ps.memory_info().rss
+        for child in self._ps.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                rss += child.memory_info().rss
+        return rss
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.is_set():
+            try:
+                self.samples.append(Sample(time.monotonic(), self._tree_rss()))
+            except psutil.Error:
+                return
+            self._stop.wait(interval)
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds so far (the process and its children)."""
+        assert self._ps is not None
+        t = self._ps.cpu_times()
+        total = t.user + t.system
+        for child in self._ps.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                c = child.cpu_times()
+                total += c.user + c.system
+        return total
+
+    def mark_cpu(self, label: str) -> float:
+        value = self.cpu_seconds()
+        self._marks[label] = value
+        return value
+
+    def cpu_between(self, start: str, end: str) -> float:
+        return self._marks[end] - self._marks[start]
+
+    def peak_rss(self, since: float | None = None, until: float | None = None) -> int:
+        values = [s.rss for s in self.samples if (since is None or s.t >= since) and (until is None or s.t <= until)]
+        return max(values, default=0)
+
+    def rss_series(self, t0: float) -> list[tuple[float, int]]:
+        return [(round(s.t - t0, 2), s.rss) for s in self.samples]
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def pause(self) -> None:
+        os.kill(self.popen.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.popen.pid, signal.SIGCONT)
+
+    def stop(self, timeout: float = 15.0) -> int:
+        """SIGTERM, then SIGKILL after `timeout`; returns the exit code."""
+        self._stop.set()
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(10)
+        if self._thread is not None:
+            self._thread.join(2)
+        return self.popen.returncode
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def spawn(
+    name: str,
+    argv: Sequence[str],
+    workdir: Path,
+    env: dict[str, str] | None = None,
+    stdout_pipe: bool = False,
+) -> Measured:
+    """Start `argv` in `workdir`, its output in `<name>.log` (stdout piped instead if asked)."""
+    log_path = workdir / f"{name}.log"
+    log = open(log_path, "ab")  # handed to the child, closed here once it has it
+    try:
+        popen = subprocess.Popen(
+            list(argv),
+            stdout=subprocess.PIPE if stdout_pipe else log,
+            stderr=log if stdout_pipe else subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=workdir,
+            # `benchmarks` is not an installed package: let children import it from the checkout
+            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        )
+    finally:
+        log.close()
+    proc = Measured(name, popen, log_path)
+    proc.start_sampling()
+    return proc
+
+
+def write_config(path: Path, section: str, body: dict[str, object]) -> Path:
+    path.write_text(yaml.safe_dump({section: body}, sort_keys=False))
+    return path
+
+
+def spawn_logship(side: str, config: dict[str, object], workdir: Path, name: str | None = None) -> Measured:
+    """`python -m logship shipper|aggregator -c FILE` with the config written to `workdir`."""
+    name = name or side
+    cfg = write_config(workdir / f"{name}.yml", side, config)
+    return spawn(name, [PYTHON, "-m", "logship", side, "-c", str(cfg)], workdir)

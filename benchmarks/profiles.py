@@ -1,0 +1,86 @@
+"""Sizes of each mode. Smoke: seconds per case, run by the test suite. Quick: <= 2 minutes.
+Full: <= 20 minutes, the figures the README quotes."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    line_bytes: int = 256
+    # a: shipper -> blackhole
+    a_file_counts: tuple[int, ...] = (1, 100, 1000)
+    a_compression: tuple[int, ...] = (0, 3)
+    a_mib: int = 128  # per file set
+    # b: protocol client -> aggregator -> blackhole OpenSearch
+    b_events: int = 1_000_000
+    b_connections: int = 4
+    # c: files -> shipper -> aggregator -> OpenSearch, and the node's ceiling
+    c_files: int = 100
+    c_lines: int = 400_000
+    # d: latency
+    d_rates: tuple[int, ...] = (1000, 10000)
+    d_seconds: float = 30.0
+    d_files: int = 20
+    d_probes_per_s: float = 10.0
+    # e: outage
+    e_rate: int = 2000
+    e_warmup: float = 10.0
+    e_outage: float = 60.0
+    e_files: int = 20
+    e_drain_timeout: float = 240.0
+    # shared settings of the pipeline under test
+    window_size: int = 2048
+    max_pending_windows: int = 4
+    bulk_max_docs: int = 5000
+    bulk_max_bytes: int = 5 * 1024 * 1024
+    bulk_max_delay: float = 1.0
+    bulk_concurrency: int = 2
+    peers: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def settings(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+PROFILES = {
+    "smoke": Profile(
+        name="smoke",
+        a_file_counts=(1, 10),
+        a_compression=(0, 3),
+        a_mib=2,
+        b_events=20_000,
+        b_connections=2,
+        c_files=5,
+        c_lines=5_000,
+        d_rates=(200, 1000),
+        d_seconds=3.0,
+        d_files=4,
+        d_probes_per_s=5.0,
+        e_rate=500,
+        e_warmup=2.0,
+        e_outage=3.0,
+        e_files=4,
+        e_drain_timeout=90.0,
+    ),
+    "quick": Profile(
+        name="quick",
+        a_file_counts=(1, 1000),
+        a_compression=(0, 3),
+        a_mib=24,
+        b_events=200_000,
+        c_files=100,
+        c_lines=60_000,
+        d_rates=(1000, 10000),
+        d_seconds=8.0,
+        d_files=20,
+        e_rate=2000,
+        e_warmup=4.0,
+        e_outage=15.0,
+        e_drain_timeout=120.0,
+    ),
+    "full": Profile(name="full"),
+}
