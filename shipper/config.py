@@ -1,0 +1,137 @@
+"""The `shipper:` config section, exactly as docs/configuration.md describes it."""
+
+from __future__ import annotations
+
+import re
+import socket
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator, model_validator
+
+from logship.config import ByteSize, Duration, StrictModel
+from logship.tls import TLSSettings
+
+DEFAULT_PATHS = {
+    "containers": ["/var/log/containers/*.log"],
+    "app": ["/app/logs/log-*.log"],
+}
+
+
+def _check_regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression: {exc}") from None
+    return value
+
+
+class MultilineConfig(StrictModel):
+    start_pattern: str = r"^\d{4}-\d{2}-\d{2}[ T]"
+    max_lines: int = Field(500, ge=1)
+    timeout: Duration = 5.0
+
+    @field_validator("start_pattern")
+    @classmethod
+    def _pattern(cls, v: str) -> str:
+        return _check_regex(v)
+
+
+class TimestampConfig(StrictModel):
+    pattern: str = r"^(?P<ts>\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)"
+    timezone: str = "UTC"
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern(cls, v: str) -> str:
+        _check_regex(v)
+        if "ts" not in re.compile(v).groupindex:
+            raise ValueError("the pattern needs a named group (?P<ts>...) around the timestamp")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}; use an IANA name such as UTC or Europe/Paris") from None
+        return v
+
+
+class InputConfig(StrictModel):
+    type: Literal["containers", "app"]
+    paths: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    fields: dict[str, object] = Field(default_factory=dict)
+    multiline: MultilineConfig | None = None
+    timestamp: TimestampConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: object) -> object:
+        # paths and tags default per type, so `- type: app` alone is a complete input.
+        if isinstance(data, dict) and data.get("type") in DEFAULT_PATHS:
+            data = dict(data)
+            if not data.get("paths"):
+                data["paths"] = list(DEFAULT_PATHS[data["type"]])
+            if not data.get("tags"):
+                data["tags"] = [data["type"]]
+        return data
+
+
+class RegistryConfig(StrictModel):
+    path: str = "/var/lib/logship/registry.json"
+    flush_interval: Duration = 1.0
+    clean_after: Duration = 86400.0
+
+
+class BackoffConfig(StrictModel):
+    initial: Duration = 1.0
+    max: Duration = 60.0
+
+
+class OutputConfig(StrictModel):
+    hosts: list[str] = Field(default_factory=lambda: ["logship-aggregator:5044"], min_length=1)
+    loadbalance: bool = False
+    window_size: int = Field(2048, ge=1)
+    max_pending_windows: int = Field(4, ge=1)
+    compression_level: int = Field(3, ge=0, le=9)
+    timeout: Duration = 30.0
+    backoff: BackoffConfig = Field(default_factory=BackoffConfig)
+    tls: TLSSettings = Field(default_factory=TLSSettings)
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts(cls, v: list[str]) -> list[str]:
+        for h in v:
+            host, sep, port = h.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{h!r} is not host:port (for example logship-aggregator:5044)")
+        return v
+
+
+class HttpConfig(StrictModel):
+    host: str = "0.0.0.0"
+    port: int = Field(5066, ge=0, le=65535)
+
+
+class ShipperConfig(StrictModel):
+    name: str = ""
+    inputs: list[InputConfig] = Field(default_factory=lambda: [InputConfig(type="containers"), InputConfig(type="app")])
+    sidecar: bool = False
+    max_event_bytes: ByteSize = Field(1024 * 1024, ge=1024)
+    read_buffer_bytes: ByteSize = Field(256 * 1024, ge=4096)
+    scan_interval: Duration = 2.0
+    watch: Literal["auto", "inotify", "poll"] = "auto"
+    close_inactive: Duration = 300.0
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    shutdown_timeout: Duration = 30.0
+
+    @property
+    def host_name(self) -> str:
+        """`host.name` on every event: the configured name, else the machine's hostname."""
+        return self.name or socket.gethostname()

@@ -1,0 +1,358 @@
+"""Sans-IO decoders from raw lines to log records: Docker json-file, CRI, and plain text.
+
+A decoder turns `Line`s into `Record`s, merging the pieces of a long line that the runtime split
+(Docker: a `log` without a trailing newline, every 16 KiB; CRI: the `P` tag), separately per stream
+since stdout and stderr pieces interleave in one file. Bad input is never fatal: invalid UTF-8 is
+replaced, malformed lines are shipped raw, and the record carries a flag saying so.
+
+Each record carries `resume`: the offset from which re-reading the file reproduces every record after
+this one. It is the record's end, or earlier while a piece of another record is still waiting for its
+continuation, so a checkpoint taken after this record never skips that waiting piece.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import NamedTuple, Protocol
+
+import orjson
+
+from shipper.lines import Line
+
+# Flags that may appear in log.flags
+INVALID_UTF8 = "invalid_utf8"
+TRUNCATED = "truncated"
+MALFORMED_JSON = "malformed_json"
+MALFORMED_CRI = "malformed_cri"
+MULTILINE = "multiline"
+PARTIAL = "partial"  # a split line whose last piece never came (file rotated away mid-line)
+
+
+class Record(NamedTuple):
+    offset: int  # offset of the first byte of the record's first line
+    end: int  # offset just past the record's last line
+    resume: int  # see module docstring
+    message: str
+    stream: str | None  # "stdout" / "stderr" for container logs
+    timestamp: str | None  # ISO-8601 UTC with ms and Z, when the source gave one
+    flags: tuple[str, ...]
+
+
+class Decoder(Protocol):
+    @property
+    def runtime(self) -> str | None:
+        """"docker" / "cri" / None, for container.runtime."""
+
+    def decode(self, lines: Iterable[Line]) -> list[Record]: ...
+
+    def flush(self) -> list[Record]: ...
+
+    def pending_start(self) -> int | None: ...
+
+
+def rfc3339_to_ms(value: str) -> str | None:
+    """`2026-01-01T12:00:00.123456789Z` -> `2026-01-01T12:00:00.123Z`; any offset converted to UTC."""
+    n = len(value)
+    # fast path: the runtimes write UTC with a 'Z' and nanoseconds
+    if n >= 24 and value[-1] == "Z" and value[19] == "." and value[10] == "T":
+        return value[:23] + "Z" if n >= 25 else value[:-1].ljust(23, "0") + "Z"
+    if n == 20 and value[-1] == "Z" and value[10] == "T":
+        return value[:19] + ".000Z"
+    return parse_timestamp(value, UTC)
+
+
+_FRACTION = re.compile(r"[.,](\d+)")
+
+
+def parse_timestamp(value: str, default_tz: object) -> str | None:
+    """Parse an ISO-8601-ish timestamp (fraction of any length, `,` or `.`); None if it is not one."""
+    text = value.strip().replace(" ", "T", 1)
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    m = _FRACTION.search(text)
+    if m:  # datetime accepts at most microseconds
+        text = text[: m.start()] + "." + m.group(1)[:6].ljust(6, "0") + text[m.end() :]
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=default_tz)  # type: ignore[arg-type]
+    dt = dt.astimezone(UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def decode_utf8(data: bytes) -> tuple[str, bool]:
+    """Text of `data`, with invalid sequences replaced; True when something was replaced."""
+    try:
+        return data.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return data.decode("utf-8", "replace"), True
+
+
+def clip(message: str, max_bytes: int) -> tuple[str, bool]:
+    """Truncate `message` to at most `max_bytes` UTF-8 bytes (never splitting a character)."""
+    if len(message) * 4 <= max_bytes:
+        return message, False
+    raw = message.encode("utf-8", "surrogatepass")
+    if len(raw) <= max_bytes:
+        return message, False
+    return raw[:max_bytes].decode("utf-8", "ignore"), True
+
+
+class _Pieces:
+    """The pieces of one split line, waiting for the last one."""
+
+    __slots__ = ("flags", "offset", "parts", "size", "timestamp")
+
+    def __init__(self, offset: int, timestamp: str | None) -> None:
+        self.offset = offset
+        self.timestamp = timestamp
+        self.parts: list[str] = []
+        self.size = 0
+        self.flags: set[str] = set()
+
+    def add(self, text: str, flags: Iterable[str], max_bytes: int) -> None:
+        self.flags.update(flags)
+        if self.size >= max_bytes:
+            self.flags.add(TRUNCATED)
+            return
+        self.parts.append(text)
+        self.size += len(text)
+
+
+class _Merging:
+    """Per-stream merging of split lines shared by the Docker and CRI decoders."""
+
+    def __init__(self, max_event_bytes: int) -> None:
+        self._max = max_event_bytes
+        self._pending: dict[str, _Pieces] = {}
+
+    def pending_start(self) -> int | None:
+        if not self._pending:
+            return None
+        return min(p.offset for p in self._pending.values())
+
+    def _resume(self, end: int) -> int:
+        if not self._pending:
+            return end
+        return min(end, *(p.offset for p in self._pending.values()))
+
+    def piece(self, line: Line, stream: str, text: str, ts: str | None, flags: tuple[str, ...]) -> None:
+        p = self._pending.get(stream)
+        if p is None:
+            p = self._pending[stream] = _Pieces(line.offset, ts)
+        p.add(text, flags, self._max)
+
+    def last(
+        self, line: Line, stream: str, text: str, ts: str | None, flags: tuple[str, ...], out: list[Record]
+    ) -> None:
+        p = self._pending.pop(stream, None)
+        if p is not None:
+            p.add(text, flags, self._max)
+            message, cut = clip("".join(p.parts), self._max)
+            fl = p.flags | {TRUNCATED} if cut else p.flags
+            out.append(
+                Record(p.offset, line.end, self._resume(line.end), message, stream, p.timestamp, tuple(sorted(fl)))
+            )
+            return
+        if len(text) * 4 > self._max:
+            text, cut = clip(text, self._max)
+            if cut and TRUNCATED not in flags:
+                flags = (*flags, TRUNCATED)
+        out.append(Record(line.offset, line.end, self._resume(line.end), text, stream, ts, flags))
+
+    def flush(self, end: int) -> list[Record]:
+        out: list[Record] = []
+        for stream, p in sorted(self._pending.items(), key=lambda kv: kv[1].offset):
+            message, cut = clip("".join(p.parts), self._max)
+            fl = p.flags | {PARTIAL} | ({TRUNCATED} if cut else set())
+            out.append(Record(p.offset, end, end, message, stream, p.timestamp, tuple(sorted(fl))))
+        self._pending.clear()
+        return out
+
+
+class DockerDecoder(_Merging):
+    """Docker json-file: `{"log":"text\\n","stream":"stdout","time":"...Z"}` per line."""
+
+    runtime: str | None = "docker"
+
+    def __init__(self, max_event_bytes: int) -> None:
+        super().__init__(max_event_bytes)
+        self._last_end = 0
+
+    def decode(self, lines: Iterable[Line]) -> list[Record]:
+        out: list[Record] = []
+        loads = orjson.loads
+        for line in lines:
+            self._last_end = line.end
+            try:
+                obj = loads(line.data)
+            except orjson.JSONDecodeError:
+                obj = self._retry(line, out)
+                if obj is None:
+                    continue
+                flags: tuple[str, ...] = (INVALID_UTF8, TRUNCATED) if line.truncated else (INVALID_UTF8,)
+            else:
+                flags = (TRUNCATED,) if line.truncated else ()
+            text = obj.get("log") if type(obj) is dict else None
+            if type(text) is not str:
+                self._raw(line, MALFORMED_JSON, out)
+                continue
+            stream = obj.get("stream")
+            if type(stream) is not str:
+                stream = "stdout"
+            t = obj.get("time")
+            ts = rfc3339_to_ms(t) if type(t) is str else None
+            if text.endswith("\n"):
+                text = text[:-2] if text.endswith("\r\n") else text[:-1]
+                self.last(line, stream, text, ts, flags, out)
+            else:
+                self.piece(line, stream, text, ts, flags)
+        return out
+
+    def _retry(self, line: Line, out: list[Record]) -> dict[str, object] | None:
+        text, replaced = decode_utf8(line.data)
+        if replaced:
+            try:
+                obj = orjson.loads(text)
+                if type(obj) is dict:
+                    return obj
+            except orjson.JSONDecodeError:
+                pass
+        self._raw(line, MALFORMED_JSON, out)
+        return None
+
+    def _raw(self, line: Line, flag: str, out: list[Record]) -> None:
+        text, replaced = decode_utf8(line.data)
+        flags = [flag]
+        if replaced:
+            flags.append(INVALID_UTF8)
+        if line.truncated:
+            flags.append(TRUNCATED)
+        out.append(Record(line.offset, line.end, self._resume(line.end), text, None, None, tuple(sorted(flags))))
+
+    def flush(self) -> list[Record]:  # type: ignore[override]
+        return super().flush(self._last_end)
+
+
+class CRIDecoder(_Merging):
+    """CRI (containerd, CRI-O): `<RFC3339Nano time> <stdout|stderr> <P|F>[:more tags] <message>`."""
+
+    runtime: str | None = "cri"
+
+    def __init__(self, max_event_bytes: int) -> None:
+        super().__init__(max_event_bytes)
+        self._last_end = 0
+
+    def decode(self, lines: Iterable[Line]) -> list[Record]:
+        out: list[Record] = []
+        for line in lines:
+            self._last_end = line.end
+            fields = line.data.split(b" ", 3)
+            if len(fields) < 3 or fields[1] not in (b"stdout", b"stderr") or fields[2][:1] not in (b"P", b"F"):
+                self._raw(line, out)
+                continue
+            ts = rfc3339_to_ms(fields[0].decode("ascii", "replace"))
+            if ts is None:
+                self._raw(line, out)
+                continue
+            text, replaced = decode_utf8(fields[3]) if len(fields) == 4 else ("", False)
+            flags: tuple[str, ...] = ()
+            if replaced or line.truncated:
+                flags = tuple(f for f, on in ((INVALID_UTF8, replaced), (TRUNCATED, line.truncated)) if on)
+            stream = "stdout" if fields[1] == b"stdout" else "stderr"
+            if fields[2][:1] == b"P":
+                self.piece(line, stream, text, ts, flags)
+            else:
+                self.last(line, stream, text, ts, flags, out)
+        return out
+
+    def _raw(self, line: Line, out: list[Record]) -> None:
+        text, replaced = decode_utf8(line.data)
+        flags = [MALFORMED_CRI]
+        if replaced:
+            flags.append(INVALID_UTF8)
+        if line.truncated:
+            flags.append(TRUNCATED)
+        out.append(Record(line.offset, line.end, self._resume(line.end), text, None, None, tuple(sorted(flags))))
+
+    def flush(self) -> list[Record]:  # type: ignore[override]
+        return super().flush(self._last_end)
+
+
+class PlainDecoder:
+    """App logs: one record per line, `\\r\\n` or `\\n` endings."""
+
+    runtime: str | None = None
+
+    def __init__(self, max_event_bytes: int) -> None:
+        self._max = max_event_bytes
+
+    def decode(self, lines: Iterable[Line]) -> list[Record]:
+        out: list[Record] = []
+        for line in lines:
+            data = line.data
+            if data.endswith(b"\r"):
+                data = data[:-1]
+            try:
+                text = data.decode("utf-8")
+                flags: tuple[str, ...] = (TRUNCATED,) if line.truncated else ()
+            except UnicodeDecodeError:
+                text = data.decode("utf-8", "replace")
+                flags = (INVALID_UTF8, TRUNCATED) if line.truncated else (INVALID_UTF8,)
+            out.append(Record(line.offset, line.end, line.end, text, None, None, flags))
+        return out
+
+    def flush(self) -> list[Record]:
+        return []
+
+    def pending_start(self) -> int | None:
+        return None
+
+
+_CRI_START = re.compile(rb"^\d{4}-\d{2}-\d{2}T\S+ (?:stdout|stderr) [PF]")
+
+
+def detect(first_line: bytes) -> str:
+    """Which container log format a file is in, from its first line: docker, cri, or plain."""
+    if first_line.lstrip()[:1] == b"{":
+        return "docker"
+    if _CRI_START.match(first_line):
+        return "cri"
+    return "plain"
+
+
+class AutoDecoder:
+    """Container logs: picks Docker or CRI from the first line of the file, then delegates."""
+
+    def __init__(self, max_event_bytes: int) -> None:
+        self._max = max_event_bytes
+        self._inner: Decoder | None = None
+
+    @property
+    def runtime(self) -> str | None:
+        return self._inner.runtime if self._inner is not None else None
+
+    def decode(self, lines: Iterable[Line]) -> list[Record]:
+        if self._inner is None:
+            lines = list(lines)
+            if not lines:
+                return []
+            kind = detect(lines[0].data)
+            self._inner = (
+                DockerDecoder(self._max)
+                if kind == "docker"
+                else CRIDecoder(self._max)
+                if kind == "cri"
+                else PlainDecoder(self._max)
+            )
+        return self._inner.decode(lines)
+
+    def flush(self) -> list[Record]:
+        return self._inner.flush() if self._inner is not None else []
+
+    def pending_start(self) -> int | None:
+        return self._inner.pending_start() if self._inner is not None else None

@@ -1,0 +1,169 @@
+"""One open log file: read it in large chunks, turn the bytes into encoded events.
+
+The harvester holds the file descriptor, so it keeps reading a file that was renamed (kubelet and
+logrotate rotation) or deleted, until the end; the file set (`tailer.py`) decides when it is done.
+Reads use `pread` at our own offset, so a truncation (copytruncate) is seen as size < offset, or as
+different first bytes, and reading restarts at 0.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from shipper.event import EventBuilder, TimestampExtractor, utc_now_ms
+from shipper.formats import AutoDecoder, Decoder, PlainDecoder, Record
+from shipper.identity import FINGERPRINT_BYTES, FileIdentity
+from shipper.lines import LineSplitter
+from shipper.multiline import MultilineJoiner
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """What a harvester needs to know about the input its file belongs to."""
+
+    input_type: str  # containers | app
+    tags: list[str]
+    fields: dict[str, object]
+    max_event_bytes: int
+    multiline: tuple[str, int, float] | None  # start_pattern, max_lines, timeout
+    timestamp: tuple[str, str] | None  # pattern, timezone
+    host_name: str
+    sidecar: bool
+
+
+@dataclass(slots=True)
+class Batch:
+    """Events from one read: encoded events and, for each, the offset to resume from after it."""
+
+    events: list[bytes]
+    resumes: list[int]
+    lines: int = 0
+    nbytes: int = 0
+
+
+class Harvester:
+    def __init__(self, path: str, fd: int, identity: FileIdentity, offset: int, source: Source) -> None:
+        self.path = path
+        self.fd = fd
+        self.identity = identity
+        self.key = identity.key
+        self.source = source
+        self.read_offset = offset  # next byte to read
+        self.detached = False  # the path no longer leads to this file (rotated away or deleted)
+        self.detached_at = 0.0
+        self.last_data = time.monotonic()  # when bytes were last read
+        self.at_eof = False
+        self.closed = False
+        self._builder = EventBuilder(
+            path=path,
+            identity=identity,
+            host_name=source.host_name,
+            tags=source.tags,
+            fields=source.fields,
+            input_type=source.input_type,
+            sidecar=source.sidecar,
+        )
+        self._ts = TimestampExtractor(*source.timestamp) if source.timestamp else None
+        self._runtime: str | None = None
+        self._start(offset)
+
+    def _start(self, offset: int) -> None:
+        max_bytes = self.source.max_event_bytes
+        # container lines carry JSON escaping / a CRI prefix around the message: allow room for it
+        line_limit = max_bytes * 2 + 4096 if self.source.input_type == "containers" else max_bytes
+        self._splitter = LineSplitter(offset, line_limit)
+        self._decoder: Decoder = (
+            AutoDecoder(max_bytes) if self.source.input_type == "containers" else PlainDecoder(max_bytes)
+        )
+        ml = self.source.multiline
+        self._joiner = MultilineJoiner(ml[0], ml[1], ml[2], max_bytes) if ml else None
+
+    @property
+    def deadline(self) -> float | None:
+        """When pending multi-line text must be flushed."""
+        return self._joiner.deadline if self._joiner is not None else None
+
+    def size(self) -> int:
+        return os.fstat(self.fd).st_size
+
+    def truncated(self) -> bool:
+        """Copytruncate: the file is now shorter than what we read, or its first bytes changed."""
+        size = self.size()
+        if size < self.read_offset:
+            return True
+        head = self.identity.head
+        return bool(head) and os.pread(self.fd, len(head), 0) != head
+
+    def restart(self) -> Batch:
+        """Start over at offset 0 after a truncation; what was pending is flushed first."""
+        batch = self.finish()
+        self.identity.reset(os.pread(self.fd, FINGERPRINT_BYTES, 0))
+        self.read_offset = 0
+        self.at_eof = False
+        self._start(0)
+        return batch
+
+    def read(self, max_bytes: int, now: float) -> Batch:
+        """Read up to `max_bytes` and return the events they complete."""
+        data = os.pread(self.fd, max_bytes, self.read_offset)
+        if not data:
+            self.at_eof = True
+            return Batch([], [])
+        self.at_eof = len(data) < max_bytes
+        if self.read_offset < FINGERPRINT_BYTES:
+            self.identity.extend(self.read_offset, data)
+        self.read_offset += len(data)
+        self.last_data = now
+        lines = self._splitter.feed(data)
+        records = self._decoder.decode(lines)
+        if self._joiner is not None:
+            records = self._joiner.push(records, now)
+        batch = self._encode(records)
+        batch.lines = len(lines)
+        batch.nbytes = len(data)
+        return batch
+
+    def flush_due(self, now: float) -> Batch:
+        if self._joiner is None:
+            return Batch([], [])
+        return self._encode(self._joiner.flush_due(now))
+
+    def finish(self) -> Batch:
+        """The file will not grow any more: flush the unterminated line and pending pieces."""
+        lines = self._splitter.flush()
+        records = self._decoder.decode(lines) + self._decoder.flush()
+        if self._joiner is not None:
+            records = self._joiner.push(records, time.monotonic()) + self._joiner.flush()
+        batch = self._encode(records)
+        batch.lines = len(lines)
+        return batch
+
+    def _encode(self, records: list[Record]) -> Batch:
+        if not records:
+            return Batch([], [])
+        runtime = self._decoder.runtime
+        if runtime != self._runtime:
+            self._runtime = runtime
+            self._builder.set_runtime(runtime)
+        read_time = utc_now_ms()
+        build = self._builder.build
+        ts = self._ts
+        if ts is None:
+            events = [build(r, read_time) for r in records]
+        else:
+            events = [build(r, read_time, ts(r.message)) for r in records]
+        return Batch(events, [r.resume for r in records])
+
+    def behind(self) -> int:
+        """Bytes in the file not read yet."""
+        try:
+            return max(0, self.size() - self.read_offset)
+        except OSError:
+            return 0
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            os.close(self.fd)

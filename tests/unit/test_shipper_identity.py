@@ -1,0 +1,36 @@
+"""File identity and deterministic event ids."""
+
+from __future__ import annotations
+
+from shipper.identity import FINGERPRINT_BYTES, FileIdentity, fingerprint
+
+
+def test_ids_stable_while_fingerprint_grows() -> None:
+    content = b"".join(b"line %d\n" % i for i in range(400))
+    short = FileIdentity(1, 2, content[:50], "node")
+    ids_early = [short.event_id(o) for o in (0, 7, 49)]
+    short.extend(50, content[50:2000])
+    assert len(short.head) == FINGERPRINT_BYTES
+    full = FileIdentity(1, 2, content[:FINGERPRINT_BYTES], "node")
+    assert [short.event_id(o) for o in (0, 7, 49)] == ids_early == [full.event_id(o) for o in (0, 7, 49)]
+    assert short.event_id(5000) == full.event_id(5000)
+
+
+def test_ids_differ_by_file_offset_host_and_content() -> None:
+    a = FileIdentity(1, 2, b"x" * 2000, "node")
+    assert a.event_id(0) != a.event_id(1)
+    assert a.event_id(0) != FileIdentity(1, 3, b"x" * 2000, "node").event_id(0)
+    assert a.event_id(0) != FileIdentity(1, 2, b"x" * 2000, "other").event_id(0)
+    # inode reuse: same device and inode, different first bytes -> different ids
+    assert a.event_id(5000) != FileIdentity(1, 2, b"y" * 2000, "node").event_id(5000)
+
+
+def test_matches_detects_inode_reuse() -> None:
+    a = FileIdentity(1, 2, b"hello world", "n")
+    n, h = a.fingerprint
+    assert a.matches(n, h)
+    grown = FileIdentity(1, 2, b"hello world and more", "n")
+    assert grown.matches(n, h)  # the same file, grown
+    assert not FileIdentity(1, 2, b"other content", "n").matches(n, h)
+    assert not FileIdentity(1, 2, b"hello", "n").matches(n, h)  # shorter: not the same file
+    assert h == fingerprint(b"hello world")
