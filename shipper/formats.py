@@ -227,10 +227,12 @@ class DockerDecoder(_Merging):
 
     def _raw(self, line: Line, flag: str, out: list[Record]) -> None:
         text, replaced = decode_utf8(line.data)
+        # the line limit leaves room for JSON escaping, so a raw line can still exceed max_event_bytes
+        text, cut = clip(text, self._max)
         flags = [flag]
         if replaced:
             flags.append(INVALID_UTF8)
-        if line.truncated:
+        if line.truncated or cut:
             flags.append(TRUNCATED)
         out.append(Record(line.offset, line.end, self._resume(line.end), text, None, None, tuple(sorted(flags))))
 
@@ -272,10 +274,11 @@ class CRIDecoder(_Merging):
 
     def _raw(self, line: Line, out: list[Record]) -> None:
         text, replaced = decode_utf8(line.data)
+        text, cut = clip(text, self._max)  # see DockerDecoder._raw
         flags = [MALFORMED_CRI]
         if replaced:
             flags.append(INVALID_UTF8)
-        if line.truncated:
+        if line.truncated or cut:
             flags.append(TRUNCATED)
         out.append(Record(line.offset, line.end, self._resume(line.end), text, None, None, tuple(sorted(flags))))
 
@@ -293,6 +296,7 @@ class PlainDecoder:
 
     def decode(self, lines: Iterable[Line]) -> list[Record]:
         out: list[Record] = []
+        max_bytes = self._max
         for line in lines:
             data = line.data
             if data.endswith(b"\r"):
@@ -303,6 +307,10 @@ class PlainDecoder:
             except UnicodeDecodeError:
                 text = data.decode("utf-8", "replace")
                 flags = (INVALID_UTF8, TRUNCATED) if line.truncated else (INVALID_UTF8,)
+            if len(text) * 4 > max_bytes:  # container files in no known format get a longer line limit
+                text, cut = clip(text, max_bytes)
+                if cut and TRUNCATED not in flags:
+                    flags = (*flags, TRUNCATED)
             out.append(Record(line.offset, line.end, line.end, text, None, None, flags))
         return out
 
