@@ -23,7 +23,7 @@ from aggregator.config import AggregatorConfig
 from aggregator.metrics import Metrics
 from aggregator.pipeline import Pipeline
 from aggregator.routing import Router
-from aggregator.sink import BlackholeSink, OpenSearchSink, Sink
+from aggregator.sink import BlackholeSink, OpenSearchSink, Sink, describe
 from aggregator.template import index_patterns, install_ism_policy, install_template, template_installed
 from logship.backoff import Backoff
 from logship.config import ConfigError
@@ -145,6 +145,8 @@ async def _main(cfg: AggregatorConfig) -> int:
 
 
 def run(cfg: AggregatorConfig) -> int:
+    # opensearch-py logs every failed request with a traceback; the sender logs one line per retry.
+    logging.getLogger("opensearch").setLevel(logging.ERROR)
     try:
         return uvloop.run(_main(cfg))
     except OSError as exc:
@@ -166,7 +168,7 @@ async def _test_output(cfg: AggregatorConfig) -> int:
         try:
             info = await client.info(request_timeout=min(cfg.opensearch.timeout, 15.0))
         except OSConnectionError as exc:
-            print(redact(f"  connection... ERROR: cannot reach OpenSearch: {exc.error}"), file=sys.stderr)
+            print(redact(f"  connection... ERROR: cannot reach OpenSearch: {describe(exc)}"), file=sys.stderr)
             print("  check aggregator.opensearch.hosts, the network and TLS settings", file=sys.stderr)
             return 1
         except TransportError as exc:

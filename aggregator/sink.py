@@ -10,7 +10,7 @@ import asyncio
 import gzip
 from typing import Any, Protocol
 
-from opensearchpy import AsyncOpenSearch, TransportError
+from opensearchpy import AsyncOpenSearch, ConnectionTimeout, TransportError
 from opensearchpy import ConnectionError as OSConnectionError
 
 from aggregator.auth import Redactor
@@ -69,8 +69,10 @@ class OpenSearchSink:
             return await self.client.transport.perform_request(
                 "POST", "/_bulk", params={"filter_path": FILTER_PATH}, body=body, headers=headers
             )
-        except OSConnectionError as exc:  # includes timeouts: OpenSearch may be paused or restarting
-            raise SinkError(self.redact(f"cannot reach OpenSearch: {exc.error}"), 0, True) from None
+        except ConnectionTimeout:  # OpenSearch may be paused, overloaded or restarting
+            raise SinkError("OpenSearch did not answer within aggregator.opensearch.timeout", 0, True) from None
+        except OSConnectionError as exc:
+            raise SinkError(self.redact(f"cannot reach OpenSearch: {describe(exc)}"), 0, True) from None
         except TransportError as exc:
             status = exc.status_code if isinstance(exc.status_code, int) else 0
             reason = self.redact(_reason(exc))
@@ -84,6 +86,15 @@ def _request_retryable(status: int) -> bool:
     # 401/403/404 on the whole request are configuration or permission problems the operator can fix
     # without restarting us: keep the events and keep trying. 400/413 mean this body cannot succeed.
     return status not in (400, 413) and (is_retryable(status) or 400 <= status < 500)
+
+
+def describe(exc: OSConnectionError) -> str:
+    """The underlying cause of a connection error (aiohttp's own text is often empty)."""
+    cause = exc.info if isinstance(exc.info, BaseException) else None
+    text = str(exc.error) if exc.error not in (None, "", "N/A") else ""
+    if cause is not None:
+        text = str(cause) or type(cause).__name__
+    return text or type(exc).__name__
 
 
 def _reason(exc: TransportError) -> str:
