@@ -47,7 +47,10 @@ def locate(build: bool) -> tuple[str | None, str | None, str]:
         text = subprocess.run([str(binary), "version"], capture_output=True, text=True, timeout=30).stdout.strip()
     except (OSError, subprocess.TimeoutExpired) as exc:
         return None, None, f"Filebeat binary {binary} does not run: {exc}"
-    return str(binary), text, ""
+    # "filebeat version 7.17.29 (amd64), libbeat 7.17.29 [...]" -> "filebeat 7.17.29"
+    words = text.split()
+    version = f"filebeat {words[2]}" if len(words) > 2 and words[1] == "version" else text
+    return str(binary), version, ""
 
 
 def config(glob: str, host: str, data: Path, compression: int, window: int) -> dict[str, Any]:

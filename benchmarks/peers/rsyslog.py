@@ -50,7 +50,9 @@ def locate() -> tuple[str | None, str | None, str]:
     ):
         return None, None, "rsyslog's omelasticsearch module is missing (apt-get install rsyslog-elasticsearch)"
     out = subprocess.run([binary, "-v"], capture_output=True, text=True, timeout=30)
-    version = out.stdout.splitlines()[0].strip() if out.stdout else "rsyslogd"
+    # "rsyslogd  8.2302.0 (aka 2023.02) compiled with:" -> "rsyslogd 8.2302.0"
+    words = out.stdout.split()[:2] if out.stdout else ["rsyslogd"]
+    version = " ".join(words)
     return binary, version, ""
 
 

@@ -1,0 +1,171 @@
+"""Case c: files -> shipper -> aggregator -> OpenSearch, and the node's ceiling in the same run.
+
+1. The shipper reads the file set into a recording blackhole: those events are the documents.
+2. logship end to end into the benchmark node; docs/s from `_count` polled every 250 ms.
+3. The ceiling: the recorded documents as the aggregator's own pre-serialized `_bulk` bodies, same
+   bulk size and concurrency, sent by a minimal aiohttp loader (benchmarks.loader).
+4. Peers into the same node where available: Filebeat -> our aggregator, rsyslog -> OpenSearch.
+The ratio uses steady rates (10% -> 90% of the documents), so process start-up is left out of both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from benchmarks.cases.common import Context, Throttle, mib, shipping_settings, start_aggregator, start_shipper
+from benchmarks.loader import bulk_bodies, ceiling, steady_rate
+from benchmarks.node import BenchNode
+from benchmarks.peers import filebeat, rsyslog
+from benchmarks.procs import Measured, free_port
+from benchmarks.sinks import start_sink
+from benchmarks.workload import FileSet, prewrite
+
+PATTERN = "logstash-logs-*"
+
+
+def watch_count(
+    ctx: Context, node: BenchNode, pattern: str, total: int, procs: list[Measured], label: str
+) -> tuple[list[tuple[float, int]], float]:
+    """(timeline of (seconds since start, count), seconds to the last document)."""
+    t0 = time.monotonic()
+    timeline: list[tuple[float, int]] = []
+    progress = Throttle(ctx, "c")
+    deadline = t0 + max(180.0, total / 500)
+    n = 0
+    while time.monotonic() < deadline:
+        n = node.count(pattern)
+        now = time.monotonic() - t0
+        timeline.append((now, n))
+        if n >= total:
+            return timeline, now
+        for p in procs:
+            if not p.alive():
+                raise RuntimeError(f"{label}: {p.name} exited: {p.log_tail()}")
+        progress(f"{label}: {n:,}/{total:,} docs")
+        time.sleep(0.25)
+    raise RuntimeError(f"{label}: only {n:,} of {total:,} documents after {deadline - t0:.0f} s")
+
+
+def record(ctx: Context, fs: FileSet) -> Any:
+    work = ctx.dir("c-record")
+    path = work / "events.ndjson"
+    sink = start_sink("lumberjack", free_port(), work, record=path)
+    try:
+        proc = start_shipper(ctx, fs.glob, sink.port, work)
+        try:
+            if not sink.wait_events(fs.lines, max(120.0, fs.lines / 2000)):
+                raise RuntimeError(f"recording pass: {sink.events:,} of {fs.lines:,} events\n{proc.log_tail()}")
+        finally:
+            proc.stop()
+    finally:
+        sink.stop()
+    return path
+
+
+def pipeline(ctx: Context, node: BenchNode, fs: FileSet, agent: str) -> dict[str, Any]:
+    work = ctx.dir(f"c-{agent}")
+    node.delete(PATTERN)
+    agg, port = start_aggregator(ctx, node.url, work)
+    try:
+        if agent == "logship":
+            agent_proc = start_shipper(ctx, fs.glob, port, work)
+        else:
+            agent_proc = filebeat.start(ctx, fs.glob, f"127.0.0.1:{port}", work, 0)
+        try:
+            timeline, seconds = watch_count(ctx, node, PATTERN, fs.lines, [agg, agent_proc], f"{agent} -> aggregator")
+        finally:
+            agent_proc.stop()
+    finally:
+        agg.stop()
+    final = node.count(PATTERN, refresh=True)
+    return {
+        "agent": agent,
+        "docs": fs.lines,
+        "docs_indexed": final,
+        "seconds": round(seconds, 3),
+        "docs_per_s": fs.lines / seconds,
+        "steady_docs_per_s": steady_rate(timeline, fs.lines),
+        "agent_rss_peak_mib": mib(agent_proc.peak_rss()),
+        "aggregator_rss_peak_mib": mib(agg.peak_rss()),
+        "timeline": [(round(t, 2), n) for t, n in timeline],
+    }
+
+
+def rsyslog_pipeline(ctx: Context, node: BenchNode, fs: FileSet) -> dict[str, Any]:
+    assert ctx.peers.rsyslogd is not None
+    work = ctx.dir("c-rsyslog")
+    index = rsyslog.INDEX
+    node.delete(index)
+    p = ctx.profile
+    proc = rsyslog.start(ctx.peers.rsyslogd, fs.glob, node.url, work, p.bulk_max_docs, p.bulk_max_bytes)
+    try:
+        timeline, seconds = watch_count(ctx, node, index, fs.lines, [proc], "rsyslog")
+    finally:
+        proc.stop()
+    final = node.count(index, refresh=True)
+    node.delete(index)
+    return {
+        "agent": "rsyslog",
+        "docs": fs.lines,
+        "docs_indexed": final,
+        "seconds": round(seconds, 3),
+        "docs_per_s": fs.lines / seconds,
+        "steady_docs_per_s": steady_rate(timeline, fs.lines),
+        "agent_rss_peak_mib": mib(proc.peak_rss()),
+        "timeline": [(round(t, 2), n) for t, n in timeline],
+    }
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    p = ctx.profile
+    node = ctx.node
+    assert node is not None
+    ctx.say("c", f"writing {p.c_lines:,} lines into {p.c_files} files")
+    fs = prewrite(ctx.dir("files-c"), p.c_files, p.c_lines, p.line_bytes)
+    ctx.say("c", "recording the shipper's documents for the ceiling loader")
+    recorded = record(ctx, fs)
+    ctx.say("c", "logship: files -> shipper -> aggregator -> OpenSearch")
+    logship_row = pipeline(ctx, node, fs, "logship")
+    ctx.say("c", f"logship: {logship_row['steady_docs_per_s']:,.0f} docs/s steady")
+    node.delete(PATTERN)
+    bodies, docs = bulk_bodies(recorded, p.bulk_max_docs, p.bulk_max_bytes)
+    ctx.say("c", f"ceiling: {docs:,} docs in {len(bodies)} bulk bodies, {p.bulk_concurrency} in flight")
+    ceil = asyncio.run(ceiling(node.url, bodies, p.bulk_concurrency))
+    ceil["docs_indexed"] = node.count(PATTERN, refresh=True)
+    node.delete(PATTERN)
+    recorded.unlink()
+    ratio = logship_row["steady_docs_per_s"] / ceil["steady_docs_per_s"] if ceil["steady_docs_per_s"] else 0.0
+    ctx.say("c", f"ceiling {ceil['steady_docs_per_s']:,.0f} docs/s; logship/ceiling = {ratio:.0%}")
+    peers: list[dict[str, Any]] = []
+    if ctx.peers.filebeat:
+        try:
+            peers.append(pipeline(ctx, node, fs, "filebeat"))
+        except RuntimeError as exc:
+            peers.append({"agent": "filebeat", "error": str(exc)})
+        node.delete(PATTERN)
+    if ctx.peers.rsyslogd:
+        try:
+            peers.append(rsyslog_pipeline(ctx, node, fs))
+        except RuntimeError as exc:
+            peers.append({"agent": "rsyslog", "error": str(exc)})
+    for row in peers:
+        if "steady_docs_per_s" in row:
+            row["logship_ratio"] = logship_row["steady_docs_per_s"] / max(row["steady_docs_per_s"], 1e-9)
+            ctx.say("c", f"{row['agent']}: {row['steady_docs_per_s']:,.0f} docs/s; logship/{row['agent']} = "
+                    f"{row['logship_ratio']:.2f}")  # fmt: skip
+    return {
+        "title": "files -> shipper -> aggregator -> OpenSearch, against the node's ceiling",
+        "conditions": {
+            **fs.describe(),
+            **shipping_settings(p),
+            "shipper_compression_level": 0,
+            "index_template": "logship's (1 shard, 0 replicas); rsyslog: dynamic mapping",
+            "rate": "steady = 10% -> 90% of the documents searchable (_count every 250 ms)",
+        },
+        "logship": logship_row,
+        "ceiling": ceil,
+        "ratio_to_ceiling": ratio,
+        "peers": peers,
+    }

@@ -1,0 +1,102 @@
+"""Case d: how long from a line written to its document being searchable, under a steady load.
+
+`logship loggen` writes the load at a fixed rate in its own process; the probe writes a uniquely
+marked line 10 times a second into its own container log and notes the time; a poller searches
+for the probe token every 100 ms and notes when each line first appears. Latency includes the
+aggregator's bulk delay and OpenSearch's 1 s refresh, as a user searching for the line sees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from benchmarks.cases.common import Context, mib, shipping_settings, start_aggregator, start_shipper
+from benchmarks.loader import LatencyPoller, percentiles
+from benchmarks.workload import ProbeWriter, start_live_load
+
+PATTERN = "logstash-logs-*"
+WARMUP = 2.0
+
+
+async def _probe(ctx: Context, writer: ProbeWriter, poller: LatencyPoller, seconds: float) -> None:
+    stop = asyncio.Event()
+    poll = asyncio.create_task(poller.poll(stop))
+    interval = 1.0 / ctx.profile.d_probes_per_s
+    t_end = time.monotonic() + seconds
+    while time.monotonic() < t_end:
+        writer.write()
+        await asyncio.sleep(interval)
+    deadline = time.monotonic() + 30
+    while len(poller.seen) < writer.seq and time.monotonic() < deadline:  # noqa: ASYNC110  (bounded wait)
+        await asyncio.sleep(0.1)
+    stop.set()
+    await poll
+
+
+def run_rate(ctx: Context, rate: int) -> dict[str, Any]:
+    p = ctx.profile
+    node = ctx.node
+    assert node is not None
+    work = ctx.dir(f"d-{rate}")
+    root = work / "node"
+    node.delete(PATTERN)
+    writer = ProbeWriter(root)
+    agg, port = start_aggregator(ctx, node.url, work)
+    shipper = load = None
+    try:
+        shipper = start_shipper(ctx, str(root / "var/log/containers/*.log"), port, work)
+        load = start_live_load(root, rate, p.d_seconds + WARMUP, p.d_files, p.line_bytes, work)
+        time.sleep(WARMUP)
+        ctx.say("d", f"{rate:,} lines/s: probing for {p.d_seconds:.0f} s")
+        shipper.mark_cpu("start")
+        agg.mark_cpu("start")
+        poller = LatencyPoller(node.url, writer.token, PATTERN)
+        t0 = time.monotonic()
+        asyncio.run(_probe(ctx, writer, poller, p.d_seconds))
+        wall = time.monotonic() - t0
+        shipper.mark_cpu("end")
+        agg.mark_cpu("end")
+        load.popen.wait(60)
+    finally:
+        writer.close()
+        for proc in (load, shipper, agg):
+            if proc is not None:
+                proc.stop()
+    latencies = [poller.seen[s] - t for s, t in writer.written.items() if s in poller.seen]
+    stats = percentiles(latencies)
+    written = writer.seq
+    result = {
+        "rate_lines_per_s": rate,
+        "probes": written,
+        "probes_seen": len(latencies),
+        "latency_s": {k: round(v, 3) for k, v in stats.items()},
+        "shipper_cpu_utilisation": shipper.cpu_between("start", "end") / wall,
+        "aggregator_cpu_utilisation": agg.cpu_between("start", "end") / wall,
+        "shipper_rss_peak_mib": mib(shipper.peak_rss()),
+        "aggregator_rss_peak_mib": mib(agg.peak_rss()),
+        "latencies": [round(x, 3) for x in sorted(latencies)],
+    }
+    ctx.say("d", f"{rate:,} lines/s: p50 {stats.get('p50', 0):.2f} s, p99 {stats.get('p99', 0):.2f} s "
+            f"({len(latencies)}/{written} probes seen)")  # fmt: skip
+    node.delete(PATTERN)
+    return result
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    p = ctx.profile
+    return {
+        "title": "latency: line written -> document searchable",
+        "conditions": {
+            "line_bytes": p.line_bytes,
+            "files": p.d_files,
+            "seconds_per_rate": p.d_seconds,
+            "probes_per_s": p.d_probes_per_s,
+            "poll_interval_s": 0.1,
+            "opensearch_refresh_interval_s": 1.0,
+            "shipper_compression_level": 0,
+            **shipping_settings(p),
+        },
+        "rows": [run_rate(ctx, rate) for rate in p.d_rates],
+    }

@@ -1,0 +1,93 @@
+"""A Lumberjack v2 load client in its own process: the sender of case b.
+
+    python -m benchmarks.ljload --port P --events N [--connections C] [--window W] [--compression Z]
+
+Events are shaped like the shipper's (SPEC section 4, about 600 bytes of JSON with a
+`@metadata._id`), built before the clock starts. Each connection sends whole windows and waits for
+the final ack (which the aggregator sends only once its sink took every event), so events/s is
+what the aggregator accepted end to end. Prints one JSON line with the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from logship.lumberjack import LumberjackClient
+
+POOL_WINDOWS = 32
+
+
+def event(i: int, message_bytes: int) -> bytes:
+    ts = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    doc: dict[str, Any] = {
+        "@timestamp": ts,
+        "@metadata": {"_id": f"bench-{i:012d}"},
+        "message": f"run=bench src=ljload seq={i} " + "x" * max(0, message_bytes - 30),
+        "tags": ["containers"],
+        "stream": "stdout",
+        "log": {"file": {"path": "/var/log/containers/web-7c9d_shop_web-0123456789ab.log"}, "offset": i * 256},
+        "kubernetes": {
+            "pod": {"name": "web-7c9d"},
+            "namespace": "shop",
+            "container": {"name": "web"},
+            "node": {"name": "bench-node"},
+        },
+        "container": {"id": "0123456789ab", "runtime": "docker"},
+        "host": {"name": "bench-node"},
+        "agent": {"type": "logship", "version": "bench"},
+    }
+    return orjson.dumps(doc)
+
+
+async def run(port: int, events: int, connections: int, window: int, compression: int, size: int) -> dict[str, Any]:
+    pool = [[event(w * window + i, size) for i in range(window)] for w in range(POOL_WINDOWS)]
+    windows = (events + window - 1) // window
+    next_window = 0
+    acked = 0
+
+    async def connection() -> None:
+        nonlocal next_window, acked
+        client = LumberjackClient([f"127.0.0.1:{port}"], compression_level=compression, timeout=60)
+        try:
+            while next_window < windows:
+                w = next_window
+                next_window += 1
+                batch = pool[w % POOL_WINDOWS]
+                if w == windows - 1 and events % window:
+                    batch = batch[: events % window]
+                await client.send(batch)
+                acked += len(batch)
+        finally:
+            await client.close()
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(connection() for _ in range(connections)))
+    seconds = time.monotonic() - t0
+    return {"events": acked, "seconds": seconds, "events_per_s": acked / seconds, "event_bytes": len(pool[0][0])}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.ljload")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--events", type=int, required=True)
+    p.add_argument("--connections", type=int, default=4)
+    p.add_argument("--window", type=int, default=2048)
+    p.add_argument("--compression", type=int, default=0)
+    p.add_argument("--message-bytes", type=int, default=185)
+    a = p.parse_args(argv)
+    import uvloop
+
+    result = uvloop.run(run(a.port, a.events, a.connections, a.window, a.compression, a.message_bytes))
+    sys.stdout.write(orjson.dumps(result).decode() + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

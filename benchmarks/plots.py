@@ -1,0 +1,182 @@
+"""PNG figures of a results file; each carries the conditions it was measured under in its footer.
+
+python -m benchmarks.plots benchmarks/results/<timestamp>.json   # (re)draw the figures
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import orjson
+from matplotlib.figure import Figure
+
+LOGSHIP, FILEBEAT, RSYSLOG, CEILING = "#1f77b4", "#ff7f0e", "#2ca02c", "#7f7f7f"
+
+
+def _footer(fig: Figure, results: dict[str, Any], case: dict[str, Any]) -> None:
+    m, v = results["machine"], results["versions"]
+    peers = ", ".join(f"{k} {val}" for k, val in v.items() if k in ("filebeat", "rsyslog") and val)
+    cond = ", ".join(f"{k}={val}" for k, val in case.get("conditions", {}).items() if not isinstance(val, dict))
+    text = (
+        f"{results['mode']} run {results['started_at'][:16]}Z | {m['cpu_count']} CPUs ({m['cpu_model']}), "
+        f"{m['memory_gib']} GiB, shared with other work (load {m['load_average_at_start'][0]}) | "
+        f"logship {v['logship']}, Python {v['python']}, OpenSearch {v.get('opensearch', '-')}"
+        + (f", {peers}" if peers else "")
+        + f"\n{cond}"
+    )
+    wrapped = "\n".join(textwrap.fill(part, 170) for part in text.split("\n"))
+    fig.text(0.01, 0.01, wrapped, fontsize=6.5, va="bottom", ha="left", family="monospace")
+
+
+def _new(title: str, ncols: int = 1, footer_lines: int = 5) -> tuple[Figure, Any]:
+    fig, axes = plt.subplots(1, ncols, figsize=(5 * ncols + 2, 5.2))
+    fig.suptitle(title, fontsize=11)
+    fig.subplots_adjust(bottom=0.12 + 0.025 * footer_lines, top=0.86, wspace=0.35)
+    return fig, axes
+
+
+def plot_a(results: dict[str, Any], case: dict[str, Any], out: Path) -> Path:
+    rows = [r for r in case["rows"] + case.get("peers", []) if "error" not in r]
+    labels = [f"{r['agent']}\n{r['files']} files\nz={r['compression_level']}" for r in rows]
+    colors = [LOGSHIP if r["agent"] == "logship" else FILEBEAT for r in rows]
+    fig, axes = _new("a. shipper -> blackhole protocol server (256-byte Docker JSON lines)", 3)
+    for ax, key, title, target in (
+        (axes[0], "mib_per_s", "MiB/s (higher is better)", 50.0),
+        (axes[1], "cpu_s_per_gib", "CPU seconds per GiB (lower is better)", None),
+        (axes[2], "rss_peak_mib", "peak RSS MiB (lower is better)", 64.0),
+    ):
+        values = [r[key] for r in rows]
+        bars = ax.bar(range(len(rows)), values, color=colors)
+        ax.bar_label(bars, fmt="%.0f", fontsize=7)
+        ax.set_xticks(range(len(rows)), labels, fontsize=6.5)
+        ax.set_title(title, fontsize=9)
+        if target is not None:
+            ax.axhline(target, color="red", linestyle="--", linewidth=1, label=f"target {target:g}")
+            ax.legend(fontsize=7)
+    return _save(fig, results, case, out / "a_shipper.png")
+
+
+def plot_b(results: dict[str, Any], case: dict[str, Any], out: Path) -> Path:
+    r = case["result"]
+    fig, axes = _new("b. protocol client -> aggregator -> blackhole OpenSearch", 2)
+    bars = axes[0].bar(["aggregator"], [r["events_per_s"]], color=LOGSHIP)
+    axes[0].bar_label(bars, fmt="%.0f", fontsize=8)
+    axes[0].axhline(150_000, color="red", linestyle="--", linewidth=1, label="target 150,000")
+    axes[0].set_title("events/s", fontsize=9)
+    axes[0].legend(fontsize=7)
+    bars = axes[1].bar(["aggregator"], [r["aggregator_rss_peak_mib"]], color=LOGSHIP)
+    axes[1].bar_label(bars, fmt="%.0f", fontsize=8)
+    axes[1].axhline(150, color="red", linestyle="--", linewidth=1, label="target 150 MiB")
+    axes[1].set_title("peak RSS MiB", fontsize=9)
+    axes[1].legend(fontsize=7)
+    return _save(fig, results, case, out / "b_aggregator.png")
+
+
+def plot_c(results: dict[str, Any], case: dict[str, Any], out: Path) -> Path:
+    fig, axes = _new(f"c. files -> OpenSearch: logship at {case['ratio_to_ceiling']:.0%} of the node's ceiling", 2)
+    ax = axes[0]
+    for row, color in [(case["logship"], LOGSHIP)] + [
+        (p, FILEBEAT if p["agent"] == "filebeat" else RSYSLOG) for p in case.get("peers", []) if "timeline" in p
+    ]:
+        t = [x for x, _ in row["timeline"]]
+        n = [y for _, y in row["timeline"]]
+        name = (
+            "logship"
+            if row is case["logship"]
+            else f"{row['agent']}" + (" -> aggregator" if row["agent"] == "filebeat" else "")
+        )
+        ax.plot(t, n, color=color, label=name)
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("documents searchable")
+    ax.legend(fontsize=7)
+    ax.set_title("documents indexed over time", fontsize=9)
+    names = ["ceiling\n(loader)", "logship"] + [p["agent"] for p in case.get("peers", []) if "steady_docs_per_s" in p]
+    values = [case["ceiling"]["steady_docs_per_s"], case["logship"]["steady_docs_per_s"]] + [
+        p["steady_docs_per_s"] for p in case.get("peers", []) if "steady_docs_per_s" in p
+    ]
+    colors = [CEILING, LOGSHIP] + [FILEBEAT if n == "filebeat" else RSYSLOG for n in names[2:]]
+    bars = axes[1].bar(names, values, color=colors)
+    axes[1].bar_label(bars, fmt="%.0f", fontsize=8)
+    axes[1].axhline(0.9 * values[0], color="red", linestyle="--", linewidth=1, label="target: 90% of ceiling")
+    axes[1].set_title("steady docs/s", fontsize=9)
+    axes[1].legend(fontsize=7)
+    return _save(fig, results, case, out / "c_pipeline.png")
+
+
+def plot_d(results: dict[str, Any], case: dict[str, Any], out: Path) -> Path:
+    fig, ax = _new("d. latency: line written -> searchable")
+    for row in case["rows"]:
+        lat = row["latencies"]
+        if not lat:
+            continue
+        ys = [(i + 1) / len(lat) for i in range(len(lat))]
+        ax.plot(lat, ys, label=f"{row['rate_lines_per_s']:,} lines/s: p50 {row['latency_s']['p50']:.2f} s, "
+                f"p99 {row['latency_s']['p99']:.2f} s")  # fmt: skip
+    ax.axvline(2.0, color="red", linestyle="--", linewidth=1, label="target p99 <= 2 s")
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("share of probe lines searchable")
+    ax.legend(fontsize=7)
+    return _save(fig, results, case, out / "d_latency.png")
+
+
+def plot_e(results: dict[str, Any], case: dict[str, Any], out: Path) -> Path:
+    r = case["result"]
+    fig, ax = _new(f"e. {r['outage_s']:.0f} s OpenSearch outage at {r['rate_lines_per_s']:,} lines/s; "
+                   f"drained {r['drain_s']} s after")  # fmt: skip
+    for key, name, color in (
+        ("shipper_rss_series", "shipper", LOGSHIP),
+        ("aggregator_rss_series", "aggregator", RSYSLOG),
+    ):
+        ax.plot([t for t, _ in r[key]], [m for _, m in r[key]], label=f"{name} RSS", color=color)
+    ax.axvspan(r["pause_at_s"], r["resume_at_s"], color="red", alpha=0.1, label="OpenSearch paused")
+    ax.axvspan(r["resume_at_s"], r["resume_at_s"] + r["drain_s"], color="orange", alpha=0.1, label="draining")
+    ax.axhline(64, color=LOGSHIP, linestyle=":", linewidth=1, label="shipper target 64 MiB")
+    ax.axhline(150, color=RSYSLOG, linestyle=":", linewidth=1, label="aggregator target 150 MiB")
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("MiB")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=7)
+    return _save(fig, results, case, out / "e_outage.png")
+
+
+def _save(fig: Figure, results: dict[str, Any], case: dict[str, Any], path: Path) -> Path:
+    _footer(fig, results, case)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+PLOTTERS = {"a": plot_a, "b": plot_b, "c": plot_c, "d": plot_d, "e": plot_e}
+
+
+def draw(results: dict[str, Any], out: Path) -> list[Path]:
+    """One PNG per case that produced figures; a failed case draws nothing."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, case in results.get("cases", {}).items():
+        if name in PLOTTERS and "error" not in case:
+            paths.append(PLOTTERS[name](results, case, out))
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = argv if argv is not None else sys.argv[1:]
+    if len(args) != 1:
+        print("usage: python -m benchmarks.plots RESULTS.json", file=sys.stderr)
+        return 2
+    path = Path(args[0])
+    results = orjson.loads(path.read_bytes())
+    for p in draw(results, path.with_suffix("")):
+        print(p)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""The targets, met or short, and the tables printed after a run (also as Markdown for the README).
+
+python -m benchmarks.report benchmarks/results/<timestamp>.json [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+
+def _row(rows: list[dict[str, Any]], **match: Any) -> dict[str, Any] | None:
+    for r in rows:
+        if all(r.get(k) == v for k, v in match.items()) and "error" not in r:
+            return r
+    return None
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target with the measured value; `met` is None when the case did not run or failed."""
+    cases = results.get("cases", {})
+    out: list[dict[str, Any]] = []
+
+    def add(name: str, goal: str, value: float | None, unit: str, ok: bool | None, where: str) -> None:
+        out.append({"target": name, "goal": goal, "value": value, "unit": unit, "met": ok, "measured_in": where})
+
+    a_rows = cases.get("a", {}).get("rows", [])
+    one = _row(a_rows, files=1, compression_level=0)
+    v = one["mib_per_s"] if one else None
+    add("shipper throughput, one core", ">= 50 MiB/s", v, "MiB/s", None if v is None else v >= 50,
+        "a: 1 file, compression off")  # fmt: skip
+    b = cases.get("b", {}).get("result")
+    v = b["events_per_s"] if b else None
+    add("aggregator, blackhole sink", ">= 150,000 events/s", v, "events/s", None if v is None else v >= 150_000, "b")
+    c = cases.get("c", {})
+    v = c.get("ratio_to_ceiling") if "logship" in c else None
+    add("end to end vs node ceiling", ">= 90%", None if v is None else 100 * v, "%", None if v is None else v >= 0.9,
+        "c: steady docs/s")  # fmt: skip
+    d_rows = cases.get("d", {}).get("rows", [])
+    top = max(d_rows, key=lambda r: r.get("rate_lines_per_s", 0), default=None)
+    v = top["latency_s"].get("p99") if top and top.get("latency_s") else None
+    where = f"d: {top['rate_lines_per_s']:,} lines/s" if top else "d"
+    ok = None if v is None else (v <= 2.0 if top and top["rate_lines_per_s"] >= 10_000 else None)
+    add("latency p99 at 10,000 lines/s", "<= 2 s", v, "s", ok, where)
+    big = [r for r in a_rows if "error" not in r and r.get("agent") == "logship"]
+    most = max((r["files"] for r in big), default=0)
+    rss = max((r["rss_peak_mib"] for r in big if r["files"] == most), default=None)
+    ok = None if rss is None else (rss <= 64 if most >= 1000 else None)
+    add("shipper RSS at 1,000 files", "<= 64 MiB", rss, "MiB", ok, f"a: {most} files" if most else "a")
+    agg = []
+    if b:
+        agg.append(b["aggregator_rss_peak_mib"])
+    if "logship" in c:
+        agg.append(c["logship"]["aggregator_rss_peak_mib"])
+    agg += [r["aggregator_rss_peak_mib"] for r in d_rows]
+    e = cases.get("e", {}).get("result")
+    if e:
+        agg.append(e["aggregator_rss_peak_mib"])
+    v = max(agg) if agg else None
+    add("aggregator RSS", "<= 150 MiB", v, "MiB", None if v is None else v <= 150, "peak over b, c, d, e")
+    return out
+
+
+def _fmt(v: float | None, unit: str) -> str:
+    if v is None:
+        return "-"
+    if unit in ("events/s", "docs/s", "lines/s"):
+        return f"{v:,.0f} {unit}"
+    if unit == "s":
+        return f"{v:.2f} s"
+    if unit == "%":
+        return f"{v:.0f}%"
+    return f"{v:.1f} {unit}"
+
+
+def _verdict(met: bool | None) -> str:
+    return "met" if met else ("short" if met is False else "not measured")
+
+
+def summary_lines(results: dict[str, Any]) -> list[str]:
+    """Plain text: every target, then each case's main figures and the peer ratios."""
+    lines = ["", "Targets"]
+    for t in results.get("targets", []):
+        lines.append(f"  {t['target']:<32} {t['goal']:<22} {_fmt(t['value'], t['unit']):>20}  {_verdict(t['met'])}"
+                     f"  ({t['measured_in']})")  # fmt: skip
+    cases = results.get("cases", {})
+    a = cases.get("a", {})
+    if a.get("rows"):
+        lines += ["", "a. shipper -> blackhole"]
+        for r in a["rows"] + a.get("peers", []):
+            if "error" in r:
+                lines.append(f"  {r['agent']:<9} files={r['files']:<5} z={r['compression_level']}  error: "
+                             f"{r['error'][:100]}")  # fmt: skip
+                continue
+            lines.append(
+                f"  {r['agent']:<9} files={r['files']:<5} z={r['compression_level']}"
+                f"  {r['lines_per_s']:>10,.0f} lines/s"
+                f"  {r['mib_per_s']:6.1f} MiB/s  {r['cpu_s_per_gib']:6.0f} CPU s/GiB  RSS {r['rss_peak_mib']:6.1f} MiB"
+            )
+        for peer in a.get("peers", []):
+            mine = _row(a["rows"], files=peer.get("files"), compression_level=peer.get("compression_level"))
+            if mine and "error" not in peer:
+                lines.append(f"  logship/filebeat (files={peer['files']}, z={peer['compression_level']}): "
+                             f"{mine['lines_per_s'] / peer['lines_per_s']:.2f}x lines/s")  # fmt: skip
+    c = cases.get("c", {})
+    if "logship" in c:
+        lines += ["", "c. files -> shipper -> aggregator -> OpenSearch"]
+        lines.append(f"  logship   {c['logship']['steady_docs_per_s']:>10,.0f} docs/s steady "
+                     f"({c['logship']['docs_per_s']:,.0f} incl. start-up)")  # fmt: skip
+        lines.append(f"  ceiling   {c['ceiling']['steady_docs_per_s']:>10,.0f} docs/s steady  -> ratio "
+                     f"{c['ratio_to_ceiling']:.0%}")  # fmt: skip
+        for peer in c.get("peers", []):
+            if "error" in peer:
+                lines.append(f"  {peer['agent']:<9} error: {peer['error'][:100]}")
+            else:
+                lines.append(f"  {peer['agent']:<9} {peer['steady_docs_per_s']:>10,.0f} docs/s steady -> "
+                             f"logship/{peer['agent']} {peer['logship_ratio']:.2f}x")  # fmt: skip
+    for r in cases.get("d", {}).get("rows", []):
+        lat = r.get("latency_s", {})
+        if lat:
+            lines.append(f"d. {r['rate_lines_per_s']:>6,} lines/s: latency p50 {lat['p50']:.2f} s, "
+                         f"p99 {lat['p99']:.2f} s "
+                         f"({r['probes_seen']}/{r['probes']} probes)")  # fmt: skip
+    e = cases.get("e", {}).get("result")
+    if e:
+        lines.append(f"e. {e['outage_s']:.0f} s outage at {e['rate_lines_per_s']:,} lines/s: RSS shipper "
+                     f"{e['shipper_rss_peak_outage_mib']} MiB, aggregator {e['aggregator_rss_peak_outage_mib']} MiB; "
+                     f"drained in {e['drain_s']} s ({e['docs_indexed']:,}/{e['lines_written']:,} docs)")  # fmt: skip
+    for name, case in cases.items():
+        if "error" in case:
+            lines.append(f"{name}. FAILED: {case['error'][:300]}")
+    return lines
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The README table: each target, the measured figure and the verdict."""
+    out = ["| target | goal | measured | verdict | where |", "|---|---|---|---|---|"]
+    for t in results.get("targets", []):
+        out.append(f"| {t['target']} | {t['goal']} | {_fmt(t['value'], t['unit'])} | {_verdict(t['met'])} | "
+                   f"{t['measured_in']} |")  # fmt: skip
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.report")
+    p.add_argument("results", type=Path)
+    p.add_argument("--markdown", action="store_true", help="print the README table instead")
+    a = p.parse_args(argv)
+    results = orjson.loads(a.results.read_bytes())
+    if a.markdown:
+        print(markdown(results))
+    else:
+        print("\n".join(summary_lines(results)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
