@@ -34,3 +34,11 @@ opensearch-stop:
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
+
+# The pipeline on this machine in one command: a local OpenSearch (scripts/opensearch.sh, instance
+# `demo` on port 9240, or OPENSEARCH_URL), the aggregator and the shipper with deploy/local/ configs,
+# and generated EKS-node logs; live progress, then a summary. DURATION=seconds (default 30, 0 = until
+# Ctrl-C), RATE=events/s, KEEP_OPENSEARCH=1 leaves the node running for the printed queries.
+.PHONY: demo
+demo: setup
+	$(BIN)/python -m logship.demo

@@ -1,0 +1,3 @@
+from logship.demo.main import main
+
+raise SystemExit(main())
