@@ -124,6 +124,14 @@ def compile_pattern(source: str) -> IndexPattern:
     return IndexPattern(source, tuple(merged), granularity)
 
 
+# Only timestamps OpenSearch's default date format (strict_date_optional_time) accepts get a key; any
+# other is replaced by the receive time instead of being left for OpenSearch to reject the document.
+_FAST_Z = re.compile(
+    r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,9})?Z"
+)
+_ISO_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?(?:Z|[+-]\d{2}:?\d{2})?")
+
+
 def utc_key(value: Any) -> str | None:
     """Canonical UTC `YYYY-MM-DDTHH:MM:SS` of an ISO-8601 timestamp, or None if it is not one.
 
@@ -133,8 +141,10 @@ def utc_key(value: Any) -> str | None:
     """
     if not isinstance(value, str):
         return None
-    if len(value) >= 20 and value[-1] == "Z" and value[10] == "T" and value[4] == "-" and value[7] == "-":
+    if value[-1:] == "Z" and _FAST_Z.fullmatch(value):
         return value[:19]
+    if not _ISO_SHAPE.fullmatch(value):
+        return None
     try:
         dt = datetime.fromisoformat(value)
     except ValueError:

@@ -1,0 +1,123 @@
+"""Routing and Logstash date formatting (pure logic)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aggregator.routing import TIMESTAMP_FAILURE_TAG, PatternError, Router, compile_pattern, iso_utc, utc_key
+
+RECEIVED = datetime(2030, 5, 6, 7, 8, 9, 123000, tzinfo=UTC)
+
+
+def router() -> Router:
+    return Router(
+        [("containers", "logstash-logs-containers-%{+YYYY.MM.dd}"), ("app", "logstash-logs-app-%{+YYYY.MM.dd}")],
+        "logstash-logs-unrouted-%{+YYYY.MM.dd}",
+    )
+
+
+@pytest.mark.parametrize(
+    ("ts", "index"),
+    [
+        ("2025-12-31T23:59:59.999Z", "logstash-logs-app-2025.12.31"),
+        ("2026-01-01T00:00:00.000Z", "logstash-logs-app-2026.01.01"),
+        ("2026-01-01T00:30:00+02:00", "logstash-logs-app-2025.12.31"),
+        ("2025-12-31T22:30:00-02:00", "logstash-logs-app-2026.01.01"),
+        ("2026-01-01T00:30:00.123456789+02:00", "logstash-logs-app-2025.12.31"),
+        ("2026-01-01T00:30:00.123+0200", "logstash-logs-app-2025.12.31"),
+        ("2026-02-28T12:00:00", "logstash-logs-app-2026.02.28"),  # no offset: UTC
+        ("2024-02-29T23:59:59.999999Z", "logstash-logs-app-2024.02.29"),
+    ],
+)
+def test_utc_date_of_timestamp(ts: str, index: str) -> None:
+    event = {"tags": ["app"], "@timestamp": ts}
+    assert router().index_for(event, RECEIVED) == index
+    assert event["@timestamp"] == ts  # a good timestamp is left as it was
+    assert event["tags"] == ["app"]
+
+
+def test_first_route_in_config_order_wins_and_default_catches_the_rest() -> None:
+    r = router()
+    ts = "2026-01-01T00:00:00Z"
+    assert r.index_for({"tags": ["app", "containers"], "@timestamp": ts}, RECEIVED).startswith(
+        "logstash-logs-containers"
+    )
+    assert r.index_for({"tags": "app", "@timestamp": ts}, RECEIVED).startswith("logstash-logs-app")
+    for tags in (["x"], [], None, 5, [{"a": 1}]):
+        event = {"tags": tags, "@timestamp": ts}
+        assert r.index_for(event, RECEIVED) == "logstash-logs-unrouted-2026.01.01"
+
+
+@pytest.mark.parametrize(
+    "bad", [None, "", "yesterday", "2026-13-01T00:00:00Z", 1700000000, {"a": 1}, "2026-99-99T99:99:99Z"]
+)
+def test_bad_or_missing_timestamp_uses_receive_time_and_is_flagged(bad: object) -> None:
+    event: dict[str, object] = {"tags": ["app"], "message": "m"}
+    if bad is not None:
+        event["@timestamp"] = bad
+    assert router().index_for(event, RECEIVED) == "logstash-logs-app-2030.05.06"
+    assert event["@timestamp"] == "2030-05-06T07:08:09.123Z"
+    assert event["tags"] == ["app", TIMESTAMP_FAILURE_TAG]
+    if bad is not None:
+        assert event["logship"] == {"invalid_timestamp": str(bad)}
+    else:
+        assert "logship" not in event
+
+
+def test_joda_tokens() -> None:
+    dt = datetime(2021, 1, 3, 5, 6, 7, tzinfo=UTC)  # ISO week 53 of weekyear 2020
+    assert compile_pattern("i-%{+yyyy.MM.dd.HH}").format(dt) == "i-2021.01.03.05"
+    assert compile_pattern("i-%{+xxxx.ww}").format(dt) == "i-2020.53"
+    assert compile_pattern("i-%{+YY-M-d-H}").format(dt) == "i-21-1-3-5"
+    assert compile_pattern("i-%{+yyyy'w'ww}").format(dt) == "i-2021w53"
+    assert compile_pattern("static-name").format(dt) == "static-name"
+    assert compile_pattern("logs-%{+YYYY.MM.dd}").static_prefix == "logs-"
+
+
+@pytest.mark.parametrize("bad", ["logs-%{+YYYY.QQ}", "Logs-%{+YYYY}", "logs-%{host}", "logs x", "", "a-%{+'x}"])
+def test_unusable_patterns_are_config_errors(bad: str) -> None:
+    with pytest.raises(PatternError):
+        compile_pattern(bad)
+
+
+def test_hourly_pattern_uses_hour_of_utc_time() -> None:
+    r = Router([("app", "h-%{+YYYY.MM.dd.HH}")], "d-%{+YYYY}")
+    assert r.index_for({"tags": ["app"], "@timestamp": "2026-01-01T00:30:00+02:00"}, RECEIVED) == "h-2025.12.31.22"
+    assert r.index_for({"tags": ["app"], "@timestamp": "2026-01-01T01:30:00Z"}, RECEIVED) == "h-2026.01.01.01"
+    assert r.index_for({"@timestamp": "2026-01-01T01:30:00Z"}, RECEIVED) == "d-2026"
+
+
+aware = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(9998, 12, 30), timezones=st.just(UTC))
+offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(lambda m: timezone(timedelta(minutes=m)))
+
+
+@given(aware, offsets)
+def test_any_offset_routes_to_the_utc_day(moment: datetime, tz: timezone) -> None:
+    local = moment.astimezone(tz)
+    event = {"tags": ["containers"], "@timestamp": local.isoformat()}
+    expected = f"logstash-logs-containers-{moment.year:04d}.{moment.month:02d}.{moment.day:02d}"
+    assert router().index_for(event, RECEIVED) == expected
+    assert utc_key(local.isoformat()) == moment.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+@given(aware)
+def test_shipper_timestamps_take_the_fast_path_correctly(moment: datetime) -> None:
+    ts = iso_utc(moment)
+    assert ts.endswith("Z") and len(ts) == 24
+    assert utc_key(ts) == moment.strftime("%Y-%m-%dT%H:%M:%S")
+    fmt = compile_pattern("x-%{+xxxx.ww.yyyy.MM.dd.HH.mm.ss}")
+    iso = moment.isocalendar()
+    assert fmt.format(moment) == (f"x-{iso[0]:04d}.{iso[1]:02d}." + moment.strftime("%Y.%m.%d.%H.%M.%S"))
+
+
+@given(st.text(max_size=40))
+def test_any_string_timestamp_routes_somewhere(ts: str) -> None:
+    event = {"tags": ["app"], "@timestamp": ts}
+    index = router().index_for(event, RECEIVED)
+    assert index.startswith("logstash-logs-app-")
+    if TIMESTAMP_FAILURE_TAG in event["tags"]:
+        assert index == "logstash-logs-app-2030.05.06"
