@@ -43,7 +43,7 @@ class Record(NamedTuple):
 class Decoder(Protocol):
     @property
     def runtime(self) -> str | None:
-        """"docker" / "cri" / None, for container.runtime."""
+        """ "docker" / "cri" / None, for container.runtime."""
 
     def decode(self, lines: Iterable[Line]) -> list[Record]: ...
 

@@ -156,6 +156,11 @@ class Harvester:
             events = [build(r, read_time, ts(r.message)) for r in records]
         return Batch(events, [r.resume for r in records])
 
+    def resume_point(self) -> int:
+        """Offset from which re-reading reproduces everything not yet turned into events."""
+        points = [self._splitter.offset, self._decoder.pending_start(), self._joiner and self._joiner.pending_start()]
+        return min(p for p in points if isinstance(p, int))
+
     def behind(self) -> int:
         """Bytes in the file not read yet."""
         try:

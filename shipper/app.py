@@ -1,0 +1,351 @@
+"""The shipper process: tail files, send windows, checkpoint acknowledged offsets.
+
+One reader task goes over files with new data (woken by inotify or a poll tick) and reads one chunk
+from each in turn; windows go to the publisher, which blocks the reader while `max_pending_windows`
+await acks. A second task writes the registry every `flush_interval` when it changed. SIGTERM: stop
+reading, send what was read, wait for acks up to `shutdown_timeout`, write the registry, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import signal
+import time
+from collections.abc import Iterator, Sequence
+
+import uvloop
+
+from logship.lumberjack.client import LumberjackClient, parse_host
+from logship.ops import OpsServer
+from logship.tls import client_context
+from shipper.config import ShipperConfig
+from shipper.harvester import Batch, Harvester
+from shipper.metrics import ShipperMetrics
+from shipper.pipeline import Publisher, SendFn, WindowAssembler
+from shipper.registry import CorruptRegistry, RegistryFile
+from shipper.tailer import Tailer
+from shipper.watch import POLL_TICK, make_watcher
+
+log = logging.getLogger("logship.shipper")
+
+UNREACHABLE_NOT_READY = 60.0  # /readyz fails once no aggregator answered for this long
+STATS_INTERVAL = 30.0
+
+
+class Shipper:
+    def __init__(self, cfg: ShipperConfig, send: SendFn | None = None) -> None:
+        self.cfg = cfg
+        self.metrics = ShipperMetrics()
+        self.registry_file = RegistryFile(cfg.registry.path)
+        try:
+            self.checkpoints = self.registry_file.load()
+        except CorruptRegistry as exc:
+            log.error("%s; starting without checkpoints", exc)
+            self.checkpoints = self.registry_file.load()
+        self.tailer = Tailer(cfg, self.checkpoints)
+        self.client: LumberjackClient | None = None
+        if send is None:
+            tls = cfg.output.tls
+            self.client = LumberjackClient(
+                cfg.output.hosts,
+                ssl=client_context(tls, "shipper.output.tls"),
+                server_hostname=tls.server_name,
+                compression_level=cfg.output.compression_level,
+                timeout=cfg.output.timeout,
+                backoff_initial=cfg.output.backoff.initial,
+                backoff_max=cfg.output.backoff.max,
+                loadbalance=cfg.output.loadbalance,
+                max_pending_windows=cfg.output.max_pending_windows,
+            )
+            send = self.client.send
+        self.assembler = WindowAssembler(cfg.output.window_size)
+        self.publisher = Publisher(
+            send,
+            self.checkpoints,
+            cfg.output.max_pending_windows,
+            on_acked=self._count_acked,
+            on_sent=self.metrics.events_sent.inc,
+        )
+        self.metrics.watch_files(self._behind)
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._dirty: set[str] = set()
+        self._rescan = False
+        self._registry_ok = True
+        self._registry_error = ""
+        self._last_connected = time.monotonic()
+        self.ops: OpsServer | None = None
+        self._acked_total = 0
+
+    # -- probes and metrics --------------------------------------------------------------------
+
+    def _count_acked(self, n: int) -> None:
+        self._acked_total += n
+        self.metrics.events_acked.inc(n)
+
+    def _behind(self) -> Iterator[tuple[str, int]]:
+        for h in list(self.tailer.harvesters.values()):
+            yield h.path, h.behind()
+
+    async def ready(self) -> tuple[bool, str]:
+        if not self._registry_ok:
+            return False, f"registry {self.cfg.registry.path} cannot be written: {self._registry_error}"
+        if self.client is not None and not self.client.connected:
+            down = time.monotonic() - self._last_connected
+            if down > UNREACHABLE_NOT_READY:
+                return False, f"no aggregator of {', '.join(self.cfg.output.hosts)} reachable for {down:.0f}s"
+        return True, "ok"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        if not self._stopping.is_set():
+            log.info("stopping: no more reading; sending what was read and waiting for acks")
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self, ops_port: int | None = None) -> int:
+        self.ops = OpsServer(
+            self.metrics.registry,
+            host=self.cfg.http.host,
+            port=self.cfg.http.port if ops_port is None else ops_port,
+            ready=self.ready,
+        )
+        await self.ops.start()
+        self.watcher = make_watcher(self.cfg.watch, self._on_change, self._on_rescan)
+        log.info(
+            "shipper started: %d input(s), watching with %s, output %s",
+            len(self.cfg.inputs),
+            self.watcher.mode,
+            ", ".join(self.cfg.output.hosts),
+        )
+        housekeeping = asyncio.create_task(self._housekeeping())
+        try:
+            await self._read_loop()
+        finally:
+            await self._shutdown()
+            housekeeping.cancel()
+            await asyncio.gather(housekeeping, return_exceptions=True)
+        return 0
+
+    async def _shutdown(self) -> None:
+        deadline = time.monotonic() + self.cfg.shutdown_timeout
+        w = self.assembler.take()
+        try:
+            if w is not None:
+                await asyncio.wait_for(self.publisher.publish(w), timeout=self.cfg.shutdown_timeout)
+            left = max(0.0, deadline - time.monotonic())
+            if not await self.publisher.drain(left):
+                log.warning(
+                    "%d window(s) not acknowledged within shutdown_timeout; they are resent at the next start",
+                    self.publisher.in_flight,
+                )
+        except TimeoutError:
+            log.warning("no aggregator took the last window within shutdown_timeout; resent at the next start")
+        await self.publisher.cancel()
+        self._save_registry()
+        if self.client is not None:
+            await self.client.close()
+        self.watcher.close()
+        self.tailer.close()
+        if self.ops is not None:
+            await self.ops.close()
+        log.info("shipper stopped; registry written to %s", self.cfg.registry.path)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _on_change(self, realpath: str) -> None:
+        key = self.tailer.by_realpath.get(realpath)
+        if key is not None:
+            self._dirty.add(key)
+            self._wake.set()
+
+    def _on_rescan(self) -> None:
+        self._rescan = True
+        self._wake.set()
+
+    async def _emit(self, h: Harvester, batch: Batch) -> None:
+        if batch.lines:
+            self.metrics.lines_read.inc(batch.lines)
+        if batch.nbytes:
+            self.metrics.bytes_read.inc(batch.nbytes)
+        if batch.events:
+            fp = h.identity.fingerprint
+            for window in self.assembler.add(h.key, h.path, fp, batch.events, batch.resumes):
+                await self.publisher.publish(window)
+
+    async def _read_loop(self) -> None:
+        cfg = self.cfg
+        chunk = cfg.read_buffer_bytes
+        harvesters = self.tailer.harvesters
+        next_scan = 0.0
+        next_poll = 0.0
+        while not self._stopping.is_set():
+            now = time.monotonic()
+            if now >= next_scan or self._rescan:
+                self._rescan = False
+                for h, b in self.tailer.scan(now, time.time()):
+                    await self._emit(h, b)
+                self.watcher.update(self.tailer.watch_dirs)
+                self._dirty.update(harvesters)
+                self.metrics.open_files.set(len(harvesters))
+                next_scan = now + cfg.scan_interval
+            if now >= next_poll:
+                # poll mode checks every file; inotify mode only rotated ones (their new name is unwatched)
+                if self.watcher.tick is not None:
+                    self._dirty.update(harvesters)
+                else:
+                    self._dirty.update(k for k, h in harvesters.items() if h.detached)
+                next_poll = now + POLL_TICK
+            progressed = False
+            dirty, self._dirty = self._dirty, set()
+            for key in dirty:
+                hv = harvesters.get(key)
+                if hv is None:
+                    continue
+                try:
+                    batch = hv.read(chunk, now)
+                except OSError as exc:
+                    log.warning("%s: read failed: %s", hv.path, exc)
+                    continue
+                await self._emit(hv, batch)
+                if not hv.at_eof:
+                    self._dirty.add(key)
+                    progressed = True
+                if self._stopping.is_set():
+                    return
+            deadline = None
+            for h in list(harvesters.values()):
+                d = h.deadline
+                if d is not None:
+                    if d <= now:
+                        await self._emit(h, h.flush_due(now))
+                    elif deadline is None or d < deadline:
+                        deadline = d
+            reaped = self.tailer.reap(now)
+            for h, b in reaped:
+                await self._emit(h, b)
+            if reaped:
+                self.metrics.open_files.set(len(harvesters))
+            if progressed:
+                await asyncio.sleep(0)
+                continue
+            w = self.assembler.take()
+            if w is not None:
+                await self.publisher.publish(w)
+            wait_until = min(next_scan, next_poll, deadline if deadline is not None else next_scan)
+            timeout = wait_until - time.monotonic()
+            if timeout > 0 and not self._dirty and not self._rescan:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                except TimeoutError:
+                    pass
+
+    # -- registry -----------------------------------------------------------------------------
+
+    def _save_registry(self) -> None:
+        if not self.checkpoints.changed:
+            return
+        try:
+            self.registry_file.save(self.checkpoints)
+        except OSError as exc:
+            # keep the state in memory and retry: ENOSPC and EIO are often transient
+            self.metrics.registry_errors.inc()
+            if self._registry_ok:
+                log.error("cannot write registry %s: %s; retrying", self.cfg.registry.path, exc)
+            self._registry_ok = False
+            self._registry_error = str(exc)
+        else:
+            if not self._registry_ok:
+                log.info("registry %s written again", self.cfg.registry.path)
+            self._registry_ok = True
+
+    async def _housekeeping(self) -> None:
+        last_clean = last_stats = time.monotonic()
+        acked = 0
+        while True:
+            await asyncio.sleep(self.cfg.registry.flush_interval)
+            self._save_registry()
+            now = time.monotonic()
+            self.metrics.windows_pending.set(self.checkpoints.pending_windows)
+            if self.client is not None:
+                if self.client.connected:
+                    self._last_connected = now
+                self.metrics.output_connected.set(1 if self.client.connected else 0)
+            if now - last_clean > 60.0:
+                last_clean = now
+                gone = self.checkpoints.clean(time.time(), self.cfg.registry.clean_after)
+                if gone:
+                    log.info(
+                        "registry: dropped %d entries of files gone for %ss", len(gone), self.cfg.registry.clean_after
+                    )
+            if now - last_stats >= STATS_INTERVAL:
+                total = self._acked_total
+                log.info(
+                    "%d files open, %d events acknowledged in the last %.0fs, %d windows awaiting ack",
+                    len(self.tailer.harvesters),
+                    total - acked,
+                    now - last_stats,
+                    self.checkpoints.pending_windows,
+                )
+                acked, last_stats = total, now
+
+
+def _raise_fd_limit() -> None:
+    """Tailing a thousand files needs more descriptors than the usual soft limit of 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+async def _main(cfg: ShipperConfig) -> int:
+    _raise_fd_limit()
+    shipper = Shipper(cfg)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, shipper.stop)
+    return await shipper.run()
+
+
+def run(cfg: ShipperConfig) -> int:
+    return uvloop.run(_main(cfg))
+
+
+async def _probe(host: str, cfg: ShipperConfig) -> str | None:
+    name, port = parse_host(host)
+    tls = cfg.output.tls
+    ctx = client_context(tls, "shipper.output.tls")
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(name, port, ssl=ctx, server_hostname=(tls.server_name or name) if ctx else None),
+            timeout=10.0,
+        )
+    except (OSError, TimeoutError) as exc:
+        return str(exc) or type(exc).__name__
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except OSError:
+        pass
+    return None
+
+
+async def _test_output(cfg: ShipperConfig, hosts: Sequence[str]) -> int:
+    status = 0
+    for host in hosts:
+        error = await _probe(host, cfg)
+        tls = " (TLS)" if cfg.output.tls.enabled else ""
+        if error is None:
+            print(f"shipper.output.hosts: {host}{tls}: connection OK")
+        else:
+            status = 1
+            print(f"shipper.output.hosts: {host}{tls}: FAILED: {error}")
+    return status
+
+
+def test_output(cfg: ShipperConfig) -> int:
+    """Connect to each configured aggregator (and handshake TLS) and report; exit 1 if any fails."""
+    return uvloop.run(_test_output(cfg, cfg.output.hosts))
