@@ -127,9 +127,12 @@ def compile_pattern(source: str) -> IndexPattern:
 # Only timestamps OpenSearch's default date format (strict_date_optional_time) accepts get a key; any
 # other is replaced by the receive time instead of being left for OpenSearch to reject the document.
 _FAST_Z = re.compile(
-    r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,9})?Z"
+    r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,9})?Z",
+    re.ASCII,  # \d must not match other scripts' digits
 )
-_ISO_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?(?:Z|[+-]\d{2}:?\d{2})?")
+_ISO_SHAPE = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:T\d{2}(?::\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?", re.ASCII
+)
 
 
 def utc_key(value: Any) -> str | None:
