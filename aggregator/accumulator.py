@@ -43,17 +43,14 @@ class Ticket:
 class BulkItem:
     """One event, encoded once: the `create` action line and the document line (both end in \\n)."""
 
-    __slots__ = ("action", "index", "source", "ticket")
+    __slots__ = ("action", "index", "nbytes", "source", "ticket")
 
     def __init__(self, action: bytes, source: bytes, index: str, ticket: Ticket) -> None:
         self.action = action
         self.source = source
         self.index = index
         self.ticket = ticket
-
-    @property
-    def nbytes(self) -> int:
-        return len(self.action) + len(self.source)
+        self.nbytes = len(action) + len(source)
 
 
 def settle_items(items: list[BulkItem]) -> int:
@@ -105,12 +102,28 @@ class Accumulator:
         return full
 
     def add_many(self, items: list[BulkItem], now: float) -> list[list[BulkItem]]:
-        """Add items in order; returns the batches they completed."""
+        """Add items in order; returns the batches they completed (same rules as `add`, inlined: this
+        runs once per event)."""
         out: list[list[BulkItem]] = []
+        max_bytes, max_docs = self.max_bytes, self.max_docs
+        open_items, nbytes = self._items, self._bytes
+        if not open_items:
+            self.oldest = now
         for item in items:
-            full = self.add(item, now)
-            if full is not None:
-                out.append(full)
+            size = item.nbytes
+            if open_items and nbytes + size > max_bytes:
+                out.append(open_items)
+                open_items, nbytes = [], 0
+                self.oldest = now
+            open_items.append(item)
+            nbytes += size
+            if len(open_items) >= max_docs or nbytes >= max_bytes:
+                out.append(open_items)
+                open_items, nbytes = [], 0
+                self.oldest = now
+        self._items, self._bytes = open_items, nbytes
+        if not open_items:
+            self.oldest = None
         return out
 
     def age(self, now: float) -> float:

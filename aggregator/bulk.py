@@ -85,17 +85,26 @@ class Encoder:
 
     def encode(self, events: list[dict[str, Any]], received: datetime, ticket: Ticket) -> list[BulkItem]:
         out: list[BulkItem] = []
+        append = out.append
         index_for = self.router.index_for
+        prefixes = self._action_prefix
+        dumps = orjson.dumps
         for event in events:
-            if not isinstance(event, dict):  # a JSON scalar or array: keep it, as a message
+            if type(event) is not dict:  # a JSON scalar or array: keep it, as a message
                 event = {"message": event if isinstance(event, str) else _dumps_any(event)}
             meta = event.pop("@metadata", None)
-            event_id = meta.get("_id") if isinstance(meta, dict) else None
-            if not isinstance(event_id, str) or not event_id or len(event_id.encode()) > 512:
+            event_id = meta.get("_id") if type(meta) is dict else None
+            if type(event_id) is not str or not event_id or (len(event_id) > 128 and len(event_id.encode()) > 512):
                 event_id = derived_id(event)
             index = index_for(event, received)
-            action = self._prefix(index) + orjson.dumps(event_id) + b"}}\n"
-            out.append(BulkItem(action, _dumps(event) + b"\n", index, ticket))
+            prefix = prefixes.get(index)
+            if prefix is None:
+                prefix = self._prefix(index)
+            try:
+                source = dumps(event)
+            except (orjson.JSONEncodeError, TypeError):
+                source = _dumps(event)
+            append(BulkItem(prefix + dumps(event_id) + b"}}\n", source + b"\n", index, ticket))
         return out
 
 

@@ -53,9 +53,11 @@ class Pipeline:
 
     async def handle(self, batch: Any) -> None:
         """The window handler: returns once all of `batch.events` are settled (then the ack goes out)."""
-        await self.submit(batch.events)
+        await self.submit(batch.events, release=True)
 
-    async def submit(self, events: list[dict[str, Any]]) -> None:
+    async def submit(self, events: list[dict[str, Any]], *, release: bool = False) -> None:
+        """Queue `events` and wait until they are settled. `release`: empty the list once encoded, so
+        the decoded dicts are freed while the window waits for OpenSearch (only the bytes are kept)."""
         n = len(events)
         if n == 0:
             return
@@ -79,6 +81,8 @@ class Pipeline:
             self.outstanding -= n
             self._room.set()
             raise
+        if release:
+            events.clear()
         self.sender.submit(items)
         # Shielded: a connection that drops must not cancel the delivery of events already queued.
         await asyncio.shield(done)

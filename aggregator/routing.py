@@ -211,7 +211,20 @@ class Router:
 
     def index_for(self, event: dict[str, Any], received: datetime) -> str:
         """The index of `event`; repairs a missing or bad `@timestamp` in place (see module doc)."""
-        pattern = self.pattern_for(event.get("tags"))
+        tags = event.get("tags")
+        if type(tags) is list and len(tags) == 1 and type(tags[0]) is str:  # the usual shape: fast path
+            hit = self._by_tag.get(tags[0])
+            pattern = self.default if hit is None else hit[1]
+        else:
+            pattern = self.pattern_for(tags)
+        ts = event.get("@timestamp")
+        if type(ts) is str and pattern.granularity and ts[-1:] == "Z" and _FAST_Z.fullmatch(ts):
+            cached = self._cache.get((id(pattern), ts[: pattern.granularity]))
+            if cached is not None:
+                return cached
+        return self._index_slow(event, pattern, received)
+
+    def _index_slow(self, event: dict[str, Any], pattern: IndexPattern, received: datetime) -> str:
         if pattern.granularity == 0:
             if "@timestamp" not in event or utc_key(event["@timestamp"]) is None:
                 self._flag(event, received)
