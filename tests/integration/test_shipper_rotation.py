@@ -52,7 +52,7 @@ async def test_rename_and_create(tmp_path: Path, collector: Collector, watch: st
     async with RunningShipper(cfg):
         append(log, lines("old", 50))
         await wait_until(lambda: len(collector.events) == 50)
-        with open(log, "ab") as writer:  # the app keeps writing to its open file after the rename
+        with open(log, "ab") as writer:  # noqa: ASYNC230  (the app keeps writing to its file after the rename)
             os.rename(log, tmp_path / "app/logs/app.log.1")
             writer.write(lines("late", 10) + b"unterminated")
         append(log, lines("new", 30))
@@ -70,7 +70,7 @@ async def test_copytruncate(tmp_path: Path, collector: Collector, watch: str) ->
         append(log, lines("before-truncate-", 100))
         await wait_until(lambda: len(collector.events) == 100)
         shutil.copy(log, tmp_path / "app/logs/app.log.1")  # not matched by the glob
-        with open(log, "r+b") as f:
+        with open(log, "r+b") as f:  # noqa: ASYNC230
             f.truncate(0)
         append(log, lines("after", 20))  # much shorter than what was read
         await wait_until(lambda: len(collector.events) == 120)
@@ -86,7 +86,7 @@ async def test_kubelet_rotation_symlink_and_gz(tmp_path: Path, collector: Collec
     async with RunningShipper(cfg):
         pod.append(b"".join(docker(f"first{i}\n") for i in range(40)))
         await wait_until(lambda: len(collector.events) == 40)
-        with open(pod.file, "ab") as runtime:  # the runtime still holds the old file
+        with open(pod.file, "ab") as runtime:  # noqa: ASYNC230  (the runtime still holds the old file)
             os.rename(pod.file, pod.dir / "0.log.20260101-120000")
             pod.file.touch()  # new 0.log; the /var/log/containers symlink now leads here
             runtime.write(b"".join(docker(f"flushed{i}\n") for i in range(5)))
@@ -144,7 +144,7 @@ async def test_rewritten_in_place_while_down(tmp_path: Path, collector: Collecto
     append(log, lines("first-file-", 30))
     async with RunningShipper(cfg):
         await wait_until(lambda: len(collector.events) == 30)
-    with open(log, "r+b") as f:
+    with open(log, "r+b") as f:  # noqa: ASYNC230
         f.write(lines("other-content-", 60))
     collector.events.clear()
     async with RunningShipper(cfg):
