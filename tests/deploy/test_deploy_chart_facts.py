@@ -9,9 +9,13 @@ from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any
 
+import kubernetes_validate
 import pytest
+import yaml
 
 from tests.deploy.conftest import (
+    CHART,
+    KUBE_VERSION,
     NAMESPACE,
     Rendered,
     configmap_config,
@@ -423,3 +427,28 @@ def test_servicemonitor_finds_both_metrics_endpoints(render: Callable[..., Rende
         assert port_number(container(workload, ctr_name), metrics[0]["targetPort"]) == port
         assert selects(svc["spec"]["selector"], pod_labels(workload))
     assert by_name["logship-shipper-metrics"]["spec"]["clusterIP"] == "None"
+
+
+def test_sidecar_example_matches_the_chart(render: Callable[..., Rendered]) -> None:
+    # examples/app-with-sidecar.yaml is what app owners copy: its sidecar block and volumes must be
+    # exactly what the chart renders, and it must be a valid manifest.
+    example = yaml.safe_load((CHART / "examples" / "app-with-sidecar.yaml").read_text())
+    kubernetes_validate.validate(example, KUBE_VERSION, strict=True)
+    r = render("sidecar-values")
+    rendered_app = r.get("Deployment", "userstore")
+    assert container(example, "logship-shipper") == container(rendered_app, "logship-shipper")
+    assert pod_spec(example)["volumes"] == pod_spec(rendered_app)["volumes"]
+    assert mount_at(container(example, "userstore"), "/app/logs")["name"] == "app-logs"
+    assert example["metadata"]["namespace"] == "shop"
+
+
+def test_sigv4_without_a_secret(render: Callable[..., Rendered]) -> None:
+    r = render("sigv4-values")
+    agg = aggregator_deploy(r)
+    env = env_map(container(agg, "aggregator"))
+    assert "OPENSEARCH_USERNAME" not in env and "OPENSEARCH_PASSWORD" not in env
+    os_cfg = configmap_config(r, "logship-aggregator")["aggregator"]["opensearch"]
+    assert os_cfg["aws_sigv4"] == {"region": "eu-west-1", "service": "es"}
+    assert "username" not in os_cfg and "password" not in os_cfg
+    sa = r.get("ServiceAccount", pod_spec(agg)["serviceAccountName"])
+    assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")

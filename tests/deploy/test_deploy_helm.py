@@ -32,7 +32,9 @@ SCHEMA_VERSIONS = [KUBE_VERSION, kubernetes_validate.utils.latest_version()]
 
 def test_ci_values_files_cover_the_switches() -> None:
     # The scenarios the other tests rely on exist (a renamed file would silently drop coverage).
-    assert {"tls-values", "sidecar-values", "servicemonitor-values", "custom-secret-values"} <= set(SCENARIOS)
+    assert {"tls-values", "sidecar-values", "servicemonitor-values", "custom-secret-values", "sigv4-values"} <= set(
+        SCENARIOS
+    )
 
 
 def test_schemas_cover_the_supported_versions() -> None:

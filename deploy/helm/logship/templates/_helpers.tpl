@@ -163,6 +163,8 @@ mounted by the app container at /app/logs), `logship-sidecar-config` (the Config
     - name: logship-metrics
       containerPort: {{ $ctx.Values.sidecar.port }}
       protocol: TCP
+  # No readiness probe on purpose: a sidecar waiting for the aggregator must not take the app
+  # pod out of its Service endpoints.
   livenessProbe:
     httpGet: {path: /healthz, port: logship-metrics}
     initialDelaySeconds: 10
