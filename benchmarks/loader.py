@@ -12,6 +12,7 @@ Latency: probe lines carry a token and a sequence number; the poller searches fo
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -106,13 +107,17 @@ async def ceiling(url: str, bodies: list[tuple[int, bytes]], concurrency: int) -
 
 
 def steady_rate(timeline: Iterable[tuple[float, int]], total: int) -> float:
-    """Docs/s between 10% and 90% of `total`: start-up and the last partial batch left out."""
+    """Docs/s between 10% and 90% of `total`: start-up and the last partial batch left out.
+
+    `timeline` holds (seconds since start, documents done so far)."""
     points = list(timeline)
     lo = next(((t, n) for t, n in points if n >= 0.1 * total), None)
     hi = next(((t, n) for t, n in points if n >= 0.9 * total), None)
-    if lo is None or hi is None or hi[0] <= lo[0]:
-        return 0.0
-    return (hi[1] - lo[1]) / (hi[0] - lo[0])
+    if lo is not None and hi is not None and hi[0] > lo[0]:
+        return (hi[1] - lo[1]) / (hi[0] - lo[0])
+    # too fast to see the middle (tiny runs): the overall rate, start to the last document
+    end = next((t for t, n in points if n >= total), None)
+    return total / end if end else 0.0
 
 
 class LatencyPoller:
@@ -165,7 +170,7 @@ def percentiles(values: list[float], points: Iterable[float] = (50, 90, 99)) -> 
     ordered = sorted(values)
     out: dict[str, float] = {}
     for p in points:
-        k = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))
+        k = min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))  # nearest rank
         out[f"p{p:g}"] = ordered[k]
     out["max"] = ordered[-1]
     return out

@@ -31,7 +31,8 @@ def _footer(fig: Figure, results: dict[str, Any], case: dict[str, Any]) -> None:
         + (f", {peers}" if peers else "")
         + f"\n{cond}"
     )
-    wrapped = "\n".join(textwrap.fill(part, 170) for part in text.split("\n"))
+    width = int(fig.get_figwidth() * 19)  # characters of 6.5 pt monospace per line
+    wrapped = "\n".join(textwrap.fill(part, width) for part in text.split("\n"))
     fig.text(0.01, 0.01, wrapped, fontsize=6.5, va="bottom", ha="left", family="monospace")
 
 
@@ -64,18 +65,20 @@ def plot_a(results: dict[str, Any], case: dict[str, Any], out: Path) -> Path:
 
 
 def plot_b(results: dict[str, Any], case: dict[str, Any], out: Path) -> Path:
-    r = case["result"]
-    fig, axes = _new("b. protocol client -> aggregator -> blackhole OpenSearch", 2)
-    bars = axes[0].bar(["aggregator"], [r["events_per_s"]], color=LOGSHIP)
-    axes[0].bar_label(bars, fmt="%.0f", fontsize=8)
-    axes[0].axhline(150_000, color="red", linestyle="--", linewidth=1, label="target 150,000")
-    axes[0].set_title("events/s", fontsize=9)
-    axes[0].legend(fontsize=7)
-    bars = axes[1].bar(["aggregator"], [r["aggregator_rss_peak_mib"]], color=LOGSHIP)
-    axes[1].bar_label(bars, fmt="%.0f", fontsize=8)
-    axes[1].axhline(150, color="red", linestyle="--", linewidth=1, label="target 150 MiB")
-    axes[1].set_title("peak RSS MiB", fontsize=9)
-    axes[1].legend(fontsize=7)
+    rows = [("blackhole sink", case["result"])] + (
+        [("_bulk over HTTP\nto a blackhole", case["http"])] if case.get("http") else []
+    )
+    fig, axes = _new("b. protocol client -> aggregator -> blackhole", 2)
+    names = [n for n, _ in rows]
+    for ax, key, title, target, label in (
+        (axes[0], "events_per_s", "events/s", 150_000, "target 150,000"),
+        (axes[1], "aggregator_rss_peak_mib", "aggregator peak RSS MiB", 150, "target 150 MiB"),
+    ):
+        bars = ax.bar(names, [r[key] for _, r in rows], color=LOGSHIP)
+        ax.bar_label(bars, fmt="%.0f", fontsize=8)
+        ax.axhline(target, color="red", linestyle="--", linewidth=1, label=label)
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7)
     return _save(fig, results, case, out / "b_aggregator.png")
 
 

@@ -45,8 +45,10 @@ def wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = 
 
 @dataclass
 class Sample:
-    t: float
+    t: float  # monotonic
+    wall: float  # time.time(), to line up with the sinks' clocks
     rss: int
+    cpu: float  # user + system seconds so far
 
 
 @dataclass
@@ -67,32 +69,32 @@ class Measured:
         self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
         self._thread.start()
 
-    def _tree_rss(self) -> int:
-        assert self._ps is not None
-        rss = self._ps.memory_info().rss
-        for child in self._ps.children(recursive=True):
-            with contextlib.suppress(psutil.Error):
-                rss += child.memory_info().rss
-        return rss
-
     def _run(self, interval: float) -> None:
+        assert self._ps is not None
         while not self._stop.is_set():
             try:
-                self.samples.append(Sample(time.monotonic(), self._tree_rss()))
+                with self._ps.oneshot():
+                    rss = self._ps.memory_info().rss
+                    t = self._ps.cpu_times()
+                self.samples.append(Sample(time.monotonic(), time.time(), rss, t.user + t.system))
             except psutil.Error:
                 return
             self._stop.wait(interval)
 
     def cpu_seconds(self) -> float:
-        """User + system CPU seconds so far (the process and its children)."""
+        """User + system CPU seconds so far (the processes measured here fork no workers)."""
         assert self._ps is not None
         t = self._ps.cpu_times()
-        total = t.user + t.system
-        for child in self._ps.children(recursive=True):
-            with contextlib.suppress(psutil.Error):
-                c = child.cpu_times()
-                total += c.user + c.system
-        return total
+        return float(t.user + t.system)
+
+    def cpu_over(self, wall_start: float, wall_end: float) -> float:
+        """CPU seconds between two wall-clock times, from the samples just outside them (an upper bound
+        by at most two sampling intervals: good for long runs, rough for sub-second ones)."""
+        before = [s for s in self.samples if s.wall <= wall_start]
+        after = [s for s in self.samples if s.wall >= wall_end]
+        start = before[-1].cpu if before else 0.0
+        end = after[0].cpu if after else (self.samples[-1].cpu if self.samples else 0.0)
+        return max(0.0, end - start)
 
     def mark_cpu(self, label: str) -> float:
         value = self.cpu_seconds()

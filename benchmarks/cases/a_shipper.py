@@ -7,7 +7,6 @@ Logstash output) reads the same files into the same blackhole when it is availab
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from benchmarks.cases.common import Context, Throttle, mib, start_shipper
@@ -36,11 +35,7 @@ def measure(ctx: Context, label: str, proc: Measured, sink: Any, fs: FileSet, ti
     try:
         if not sink.wait_events(1, 60):
             raise RuntimeError(f"{label}: no event reached the blackhole in 60 s\n{proc.log_tail()}")
-        proc.mark_cpu("first")
-        t_first_mono = time.monotonic()
         ok = sink.wait_events(fs.lines, timeout, lambda n: progress(f"{label}: {n:,}/{fs.lines:,} lines"))
-        proc.mark_cpu("last")
-        t_last_mono = time.monotonic()
         if not ok:
             raise RuntimeError(f"{label}: only {sink.events:,} of {fs.lines:,} lines in {timeout:.0f} s")
         if not proc.alive():
@@ -48,7 +43,7 @@ def measure(ctx: Context, label: str, proc: Measured, sink: Any, fs: FileSet, ti
     finally:
         proc.stop()
     seconds = max(sink.last - sink.first, 1e-6)
-    cpu = proc.cpu_between("first", "last")
+    cpu = proc.cpu_over(sink.first, sink.last)
     return {
         "lines": fs.lines,
         "seconds": round(seconds, 3),
@@ -56,7 +51,7 @@ def measure(ctx: Context, label: str, proc: Measured, sink: Any, fs: FileSet, ti
         "mib_per_s": fs.bytes / 2**20 / seconds,
         "cpu_s": round(cpu, 3),
         "cpu_s_per_gib": cpu / (fs.bytes / GIB),
-        "cpu_utilisation": cpu / max(t_last_mono - t_first_mono, 1e-6),
+        "cpu_utilisation": cpu / seconds,
         "rss_peak_mib": mib(proc.peak_rss()),
         "received": sink.events,
     }

@@ -1,68 +1,106 @@
-"""Case b: protocol clients -> one aggregator process -> blackhole OpenSearch (answers every _bulk).
+"""Case b: protocol clients -> one aggregator process -> a blackhole sink.
 
-The sender (benchmarks.ljload) and the blackhole each run in their own process; events/s is counted
-by the sender from its first window to its last final ack, so it is what the aggregator finished.
+Two variants, each a real aggregator process sampled with psutil:
+- `sink`: the aggregator with its blackhole sink (`benchmarks.aggregator_blackhole --serve`: server,
+  decoding, routing, encoding and batching, every bulk accepted at once). The target is judged here.
+- `http`: `logship aggregator -c` sending real `_bulk` requests to a blackhole OpenSearch (its own
+  process answering every bulk with success): adds the HTTP client and request bodies.
+The sender (`benchmarks.ljload`) runs in its own process; events/s is counted from its first window
+to its last final ack, so it is what the aggregator finished end to end.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from benchmarks.cases.common import Context, mib, shipping_settings, start_aggregator
-from benchmarks.procs import PYTHON, ROOT, free_port
+from benchmarks.procs import PYTHON, ROOT, Measured, free_port, spawn, wait_port
 from benchmarks.sinks import start_sink
 from benchmarks.workload import message_bytes
 
 
-def run(ctx: Context) -> dict[str, Any]:
+def _load(ctx: Context, port: int, agg: Measured) -> dict[str, Any]:
     p = ctx.profile
-    work = ctx.dir("b")
-    sink = start_sink("opensearch", free_port(), work)
-    try:
-        agg, port = start_aggregator(ctx, f"http://127.0.0.1:{sink.port}", work)
-        try:
-            ctx.say("b", f"{p.b_events:,} events over {p.b_connections} connections -> aggregator -> blackhole")
-            agg.mark_cpu("start")
-            out = subprocess.run(
-                [PYTHON, "-m", "benchmarks.ljload", "--port", str(port), "--events", str(p.b_events),
-                 "--connections", str(p.b_connections), "--window", str(p.window_size),
-                 "--message-bytes", str(message_bytes(p.line_bytes))],
-                capture_output=True, text=True, timeout=900, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-            )  # fmt: skip
-            agg.mark_cpu("end")
-            if out.returncode != 0:
-                raise RuntimeError(f"load client failed: {out.stderr.strip()[-800:]}")
-            load = orjson.loads(out.stdout.strip().splitlines()[-1])
-            alive = agg.alive()
-        finally:
-            agg.stop()
-    finally:
-        sink.stop()
-    if not alive:
+    agg.mark_cpu("start")
+    out = subprocess.run(
+        [PYTHON, "-m", "benchmarks.ljload", "--port", str(port), "--events", str(p.b_events),
+         "--connections", str(p.b_connections), "--window", str(p.window_size),
+         "--message-bytes", str(message_bytes(p.line_bytes))],
+        capture_output=True, text=True, timeout=900, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    agg.mark_cpu("end")
+    if out.returncode != 0:
+        raise RuntimeError(f"load client failed: {out.stderr.strip()[-800:]}")
+    if not agg.alive():
         raise RuntimeError(f"aggregator exited during the run: {agg.log_tail()}")
+    load: dict[str, Any] = orjson.loads(out.stdout.strip().splitlines()[-1])
     cpu = agg.cpu_between("start", "end")
-    result = {
+    return {
         "events": load["events"],
         "event_bytes": load["event_bytes"],
         "seconds": round(load["seconds"], 3),
         "events_per_s": load["events_per_s"],
         "aggregator_cpu_s": round(cpu, 3),
         "aggregator_cpu_utilisation": cpu / load["seconds"],
+        "aggregator_cpu_us_per_event": cpu / max(1, load["events"]) * 1e6,
         "aggregator_rss_peak_mib": mib(agg.peak_rss()),
-        "sink_docs": sink.events,
     }
-    ctx.say("b", f"{result['events_per_s']:,.0f} events/s, aggregator RSS {result['aggregator_rss_peak_mib']} MiB")
+
+
+def with_sink(ctx: Context, work: Path) -> dict[str, Any]:
+    p = ctx.profile
+    port = free_port()
+    argv = [PYTHON, "-m", "benchmarks.aggregator_blackhole", "--serve", str(port),
+            "--max-docs", str(p.bulk_max_docs), "--concurrency", str(p.bulk_concurrency)]  # fmt: skip
+    agg = spawn("aggregator-sink", argv, work)
+    try:
+        wait_port(port, 60, agg.popen)
+        return _load(ctx, port, agg)
+    finally:
+        agg.stop()
+
+
+def with_http(ctx: Context, work: Path) -> dict[str, Any]:
+    sink = start_sink("opensearch", free_port(), work)
+    try:
+        agg, port = start_aggregator(ctx, f"http://127.0.0.1:{sink.port}", work)
+        try:
+            result = _load(ctx, port, agg)
+        finally:
+            agg.stop()
+    finally:
+        sink.stop()
+    result["sink_docs"] = sink.events
+    return result
+
+
+def _say(ctx: Context, what: str, r: dict[str, Any]) -> None:
+    ctx.say("b", f"{what}: {r['events_per_s']:,.0f} events/s, {r['aggregator_cpu_us_per_event']:.1f} us CPU/event, "
+            f"RSS {r['aggregator_rss_peak_mib']} MiB")  # fmt: skip
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    p = ctx.profile
+    work = ctx.dir("b")
+    ctx.say("b", f"{p.b_events:,} events over {p.b_connections} connections -> aggregator with its blackhole sink")
+    sink = with_sink(ctx, work)
+    _say(ctx, "blackhole sink", sink)
+    ctx.say("b", "same load -> logship aggregator -> _bulk over HTTP to a blackhole OpenSearch")
+    http = with_http(ctx, work)
+    _say(ctx, "HTTP blackhole", http)
     return {
-        "title": "protocol client -> aggregator -> blackhole OpenSearch",
+        "title": "protocol client -> aggregator -> blackhole",
         "conditions": {
             "connections": p.b_connections,
             "compression_level": 0,
             **shipping_settings(p),
             "clock": "first window sent -> last final ack received",
         },
-        "result": result,
+        "result": sink,
+        "http": http,
     }

@@ -131,11 +131,17 @@ def run(ctx: Context) -> dict[str, Any]:
     ctx.say("c", f"logship: {logship_row['steady_docs_per_s']:,.0f} docs/s steady")
     node.delete(PATTERN)
     bodies, docs = bulk_bodies(recorded, p.bulk_max_docs, p.bulk_max_bytes)
-    ctx.say("c", f"ceiling: {docs:,} docs in {len(bodies)} bulk bodies, {p.bulk_concurrency} in flight")
-    ceil = asyncio.run(ceiling(node.url, bodies, p.bulk_concurrency))
-    ceil["docs_indexed"] = node.count(PATTERN, refresh=True)
-    node.delete(PATTERN)
     recorded.unlink()
+    attempts = []
+    for i in range(p.c_ceiling_runs):
+        ctx.say("c", f"ceiling {i + 1}/{p.c_ceiling_runs}: {docs:,} docs in {len(bodies)} bulk bodies, "
+                f"{p.bulk_concurrency} in flight")  # fmt: skip
+        attempt = asyncio.run(ceiling(node.url, bodies, p.bulk_concurrency))
+        attempt["docs_indexed"] = node.count(PATTERN, refresh=True)
+        node.delete(PATTERN)
+        attempts.append(attempt)
+    ceil = max(attempts, key=lambda x: x["steady_docs_per_s"])
+    ceil["attempts_steady_docs_per_s"] = [round(x["steady_docs_per_s"]) for x in attempts]
     ratio = logship_row["steady_docs_per_s"] / ceil["steady_docs_per_s"] if ceil["steady_docs_per_s"] else 0.0
     ctx.say("c", f"ceiling {ceil['steady_docs_per_s']:,.0f} docs/s; logship/ceiling = {ratio:.0%}")
     peers: list[dict[str, Any]] = []
@@ -163,6 +169,7 @@ def run(ctx: Context) -> dict[str, Any]:
             "shipper_compression_level": 0,
             "index_template": "logship's (1 shard, 0 replicas); rsyslog: dynamic mapping",
             "rate": "steady = 10% -> 90% of the documents searchable (_count every 250 ms)",
+            "ceiling": f"best of {p.c_ceiling_runs} loader run(s)",
         },
         "logship": logship_row,
         "ceiling": ceil,

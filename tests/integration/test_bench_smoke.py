@@ -1,0 +1,99 @@
+"""The benchmark suite still works: a smoke run (tiny sizes) produces every figure and plot.
+
+It checks that figures exist and are positive, never how fast anything is: speed is reported by
+`python -m benchmarks`, not asserted. The run starts its own OpenSearch instance (`bench-smoke`,
+port 9231) because case e pauses the node; it is stopped at the end unless it was already running.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _positive(value: object) -> bool:
+    return isinstance(value, int | float) and value > 0
+
+
+def test_smoke_run_writes_results_and_plots(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    argv = [
+        sys.executable, "-m", "benchmarks", "--mode", "smoke", "--out", str(out),
+        "--node-name", os.environ.get("LOGSHIP_BENCH_SMOKE_NODE", "bench-smoke"),
+        "--node-port", os.environ.get("LOGSHIP_BENCH_SMOKE_PORT", "9231"), "--node-heap", "512m",
+        "--peers", os.environ.get("LOGSHIP_BENCH_SMOKE_PEERS", "auto"),
+    ]  # fmt: skip
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=540)
+    assert proc.returncode == 0, f"benchmark smoke run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    assert "Targets" in proc.stdout
+
+    (path,) = out.glob("*.json")
+    results = orjson.loads(path.read_bytes())
+    assert results["mode"] == "smoke"
+    for key in ("cpu_count", "cpu_model", "memory_gib"):
+        assert results["machine"][key]
+    for key in ("logship", "python", "opensearch"):
+        assert results["versions"][key]
+    cases = results["cases"]
+    assert set(cases) == {"a", "b", "c", "d", "e"}
+    for name, case in cases.items():
+        assert "error" not in case, f"case {name}: {case.get('error')}"
+        assert case["conditions"], f"case {name} lacks its conditions"
+
+    logship_a = [r for r in cases["a"]["rows"] if r["agent"] == "logship"]
+    assert {(r["files"], r["compression_level"]) for r in logship_a} == {(1, 0), (1, 3), (10, 0), (10, 3)}
+    for r in logship_a:
+        assert r["received"] >= r["lines"]
+        for key in ("lines_per_s", "mib_per_s", "rss_peak_mib"):
+            assert _positive(r[key]), (key, r)
+        assert r["cpu_s_per_gib"] >= 0  # sampled every 100 ms: a 2 MiB run may fall between two samples
+    for r in cases["a"]["peers"]:
+        assert "error" not in r, r
+        assert _positive(r["lines_per_s"])
+
+    b = cases["b"]["result"]
+    assert b["events"] == results["settings"]["b_events"]
+    assert _positive(b["events_per_s"]) and _positive(b["aggregator_rss_peak_mib"])
+
+    c = cases["c"]
+    assert c["logship"]["docs_indexed"] == c["logship"]["docs"]
+    assert c["ceiling"]["docs_indexed"] == c["ceiling"]["docs"] == c["logship"]["docs"]
+    assert c["ceiling"]["requests_with_errors"] == 0
+    assert _positive(c["logship"]["steady_docs_per_s"]) and _positive(c["ceiling"]["steady_docs_per_s"])
+    assert _positive(c["ratio_to_ceiling"])
+    for peer in c["peers"]:
+        assert "error" not in peer, peer
+        assert peer["docs_indexed"] == peer["docs"]
+
+    for row in cases["d"]["rows"]:
+        assert row["probes_seen"] == row["probes"] > 0
+        assert _positive(row["latency_s"]["p50"]) and _positive(row["latency_s"]["p99"])
+
+    e = cases["e"]["result"]
+    assert e["drained"] and e["docs_indexed"] == e["lines_written"] > 0
+    assert _positive(e["shipper_rss_peak_outage_mib"]) and _positive(e["aggregator_rss_peak_outage_mib"])
+
+    names = {t["target"] for t in results["targets"]}
+    assert len(names) == 6
+    pngs = sorted(out.glob("*/*.png"))
+    assert [p.name for p in pngs] == [
+        "a_shipper.png",
+        "b_aggregator.png",
+        "c_pipeline.png",
+        "d_latency.png",
+        "e_outage.png",
+    ]
+    for png in pngs:
+        data = png.read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 10_000, png
+    assert results["plots"] == [str(p.relative_to(out)) for p in pngs]

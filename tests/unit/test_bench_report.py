@@ -1,0 +1,102 @@
+"""The benchmark suite's pure logic: percentiles, steady rates, targets, bulk bodies for the ceiling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from benchmarks import report
+from benchmarks.loader import _probe_seq, bulk_bodies, percentiles, steady_rate
+
+
+def test_percentiles_nearest_rank() -> None:
+    values = [float(i) for i in range(1, 101)]  # 1..100
+    p = percentiles(values)
+    assert p["p50"] == 50.0
+    assert p["p99"] == 99.0
+    assert p["max"] == 100.0
+    assert percentiles([]) == {}
+    assert percentiles([3.0])["p99"] == 3.0
+
+
+def test_steady_rate_ignores_start_up() -> None:
+    # nothing for 5 s (start-up), then 1000 docs/s
+    timeline = [(float(t), 0) for t in range(6)] + [(5.0 + t, 1000 * t) for t in range(1, 11)]
+    assert steady_rate(timeline, 10_000) == pytest.approx(1000.0)
+    assert steady_rate([(0.0, 0)], 10) == 0.0
+    # everything arrived between two polls: fall back to the overall rate
+    assert steady_rate([(0.0, 0), (2.0, 10)], 10) == pytest.approx(5.0)
+
+
+def test_probe_seq_parses_marker() -> None:
+    assert _probe_seq("lsprobeabc seq=42 probe line") == 42
+    assert _probe_seq("no marker here") is None
+    assert _probe_seq("seq=x") is None
+
+
+def test_bulk_bodies_cut_by_docs_and_bytes(tmp_path: Path) -> None:
+    events = [
+        {
+            "@timestamp": "2026-11-26T10:00:00.000Z",
+            "@metadata": {"_id": f"id-{i}"},
+            "message": "m" * 100,
+            "tags": ["containers"],
+        }
+        for i in range(25)
+    ]
+    recorded = tmp_path / "events.ndjson"
+    recorded.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    bodies, docs = bulk_bodies(recorded, max_docs=10, max_bytes=10_000_000)
+    assert docs == 25
+    assert [n for n, _ in bodies] == [10, 10, 5]
+    first_action = orjson.loads(bodies[0][1].split(b"\n")[0])
+    assert first_action == {"create": {"_index": "logstash-logs-containers-2026.11.26", "_id": "id-0"}}
+    assert b"@metadata" not in bodies[0][1]
+    small, _ = bulk_bodies(recorded, max_docs=1000, max_bytes=1000)  # ~200 B per item
+    assert all(len(body) <= 1000 for _, body in small)
+    assert sum(n for n, _ in small) == 25
+
+
+def _results(**cases: object) -> dict[str, object]:
+    return {"cases": cases}
+
+
+def test_targets_met_and_short() -> None:
+    results = _results(
+        a={
+            "rows": [
+                {"agent": "logship", "files": 1, "compression_level": 0, "mib_per_s": 60.0, "rss_peak_mib": 40.0},
+                {"agent": "logship", "files": 1000, "compression_level": 0, "mib_per_s": 30.0, "rss_peak_mib": 70.0},
+            ]
+        },
+        b={"result": {"events_per_s": 100_000.0, "aggregator_rss_peak_mib": 90.0}},
+        c={"logship": {"aggregator_rss_peak_mib": 120.0}, "ratio_to_ceiling": 0.95},
+        d={"rows": [{"rate_lines_per_s": 10_000, "latency_s": {"p99": 1.5}, "aggregator_rss_peak_mib": 80.0}]},
+    )
+    by_name = {t["target"]: t for t in report.targets(results)}
+    assert by_name["shipper throughput, one core"]["met"] is True
+    assert by_name["aggregator, blackhole sink"]["met"] is False
+    assert by_name["end to end vs node ceiling"]["value"] == pytest.approx(95.0)
+    assert by_name["latency p99 at 10,000 lines/s"]["met"] is True
+    assert by_name["shipper RSS at 1,000 files"]["value"] == 70.0
+    assert by_name["shipper RSS at 1,000 files"]["met"] is False
+    assert by_name["aggregator RSS"]["value"] == 120.0
+    assert "| aggregator, blackhole sink | >= 150,000 events/s | 100,000 events/s | short |" in report.markdown(
+        {**results, "targets": list(by_name.values())}
+    )
+
+
+def test_targets_not_measured_when_case_failed_or_too_small() -> None:
+    results = _results(
+        a={"rows": [{"agent": "logship", "files": 10, "compression_level": 0, "mib_per_s": 5.0, "rss_peak_mib": 30.0}]},
+        b={"error": "boom"},
+        d={"rows": [{"rate_lines_per_s": 1000, "latency_s": {"p99": 0.9}, "aggregator_rss_peak_mib": 80.0}]},
+    )
+    by_name = {t["target"]: t for t in report.targets(results)}
+    assert by_name["aggregator, blackhole sink"]["met"] is None
+    # a smoke run at 1,000 lines/s and 10 files measures, but cannot judge, the 10,000 / 1,000 targets
+    assert by_name["latency p99 at 10,000 lines/s"]["met"] is None
+    assert by_name["shipper RSS at 1,000 files"]["met"] is None
+    assert by_name["end to end vs node ceiling"]["met"] is None
