@@ -103,7 +103,7 @@ def configmap_config(rendered: Rendered, name: str) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def helm() -> str:
     """Path of a helm binary of the pinned version; built by scripts/tools.sh on first use."""
-    proc = subprocess.run([str(TOOLS), "helm"], capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(["bash", str(TOOLS), "helm"], capture_output=True, text=True, timeout=1800)
     if proc.returncode != 0:
         pytest.fail(f"scripts/tools.sh helm failed:\n{proc.stderr[-4000:]}")
     path = proc.stdout.strip().splitlines()[-1]

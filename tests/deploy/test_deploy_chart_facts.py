@@ -452,3 +452,16 @@ def test_sigv4_without_a_secret(render: Callable[..., Rendered]) -> None:
     assert "username" not in os_cfg and "password" not in os_cfg
     sa = r.get("ServiceAccount", pod_spec(agg)["serviceAccountName"])
     assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")
+
+
+def test_switches_for_an_existing_logstash(render: Callable[..., Rendered]) -> None:
+    # Aggregator off: the shippers send to the hosts given (a real Logstash speaks the same protocol).
+    r = render("default", "--set", "aggregator.enabled=false", "--set", "shipper.outputHosts={logstash.elk.svc:5044}")
+    assert not r.all("Deployment") and not r.all("PodDisruptionBudget")
+    assert r.maybe("Service", "logship-aggregator") is None
+    cfg = configmap_config(r, "logship-shipper")["shipper"]
+    assert cfg["output"]["hosts"] == ["logstash.elk.svc:5044"]
+    # Shipper off: an aggregator alone (for shippers elsewhere, or a real Filebeat).
+    r = render("default", "--set", "shipper.enabled=false")
+    assert not r.all("DaemonSet") and r.maybe("ConfigMap", "logship-shipper") is None
+    assert aggregator_deploy(r)["spec"]["replicas"] == 2
