@@ -1,6 +1,7 @@
 """A Lumberjack v2 load client in its own process: the sender of case b.
 
     python -m benchmarks.ljload --port P --events N [--connections C] [--window W] [--compression Z]
+                                [--pending K]
 
 Events are shaped like the shipper's (SPEC section 4, about 600 bytes of JSON with a
 `@metadata._id`), built before the clock starts. Each connection sends whole windows and waits for
@@ -46,24 +47,32 @@ def event(i: int, message_bytes: int) -> bytes:
     return orjson.dumps(doc)
 
 
-async def run(port: int, events: int, connections: int, window: int, compression: int, size: int) -> dict[str, Any]:
+async def run(
+    port: int, events: int, connections: int, window: int, compression: int, size: int, pending: int = 1
+) -> dict[str, Any]:
     pool = [[event(w * window + i, size) for i in range(window)] for w in range(POOL_WINDOWS)]
     windows = (events + window - 1) // window
     next_window = 0
     acked = 0
 
-    async def connection() -> None:
+    async def sender(client: LumberjackClient) -> None:
         nonlocal next_window, acked
-        client = LumberjackClient([f"127.0.0.1:{port}"], compression_level=compression, timeout=60)
+        while next_window < windows:
+            w = next_window
+            next_window += 1
+            batch = pool[w % POOL_WINDOWS]
+            if w == windows - 1 and events % window:
+                batch = batch[: events % window]
+            await client.send(batch)
+            acked += len(batch)
+
+    async def connection() -> None:
+        # `pending` windows in flight on one connection, as a shipper with max_pending_windows does
+        client = LumberjackClient(
+            [f"127.0.0.1:{port}"], compression_level=compression, timeout=60, max_pending_windows=pending
+        )
         try:
-            while next_window < windows:
-                w = next_window
-                next_window += 1
-                batch = pool[w % POOL_WINDOWS]
-                if w == windows - 1 and events % window:
-                    batch = batch[: events % window]
-                await client.send(batch)
-                acked += len(batch)
+            await asyncio.gather(*(sender(client) for _ in range(pending)))
         finally:
             await client.close()
 
@@ -81,10 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--window", type=int, default=2048)
     p.add_argument("--compression", type=int, default=0)
     p.add_argument("--message-bytes", type=int, default=185)
+    p.add_argument("--pending", type=int, default=1, help="windows in flight per connection (shipper default: 4)")
     a = p.parse_args(argv)
     import uvloop
 
-    result = uvloop.run(run(a.port, a.events, a.connections, a.window, a.compression, a.message_bytes))
+    result = uvloop.run(run(a.port, a.events, a.connections, a.window, a.compression, a.message_bytes, a.pending))
     sys.stdout.write(orjson.dumps(result).decode() + "\n")
     return 0
 

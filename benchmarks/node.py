@@ -89,11 +89,20 @@ class BenchNode:
     def delete(self, pattern: str) -> None:
         self.request("DELETE", f"/{pattern}?expand_wildcards=all&ignore_unavailable=true")
 
-    def count(self, pattern: str, refresh: bool = False) -> int:
-        if refresh:
-            self.request("POST", f"/{pattern}/_refresh?ignore_unavailable=true&allow_no_indices=true")
-        out = self.request("GET", f"/{pattern}/_count?ignore_unavailable=true&allow_no_indices=true")
-        return int(out["count"]) if out else 0
+    def count(self, pattern: str, refresh: bool = False, attempts: int = 20) -> int:
+        """Documents searchable in `pattern`. A shard still starting (an index created a moment ago)
+        answers 503 "all shards failed": that is retried, not an error."""
+        for attempt in range(attempts):
+            try:
+                if refresh:
+                    self.request("POST", f"/{pattern}/_refresh?ignore_unavailable=true&allow_no_indices=true")
+                out = self.request("GET", f"/{pattern}/_count?ignore_unavailable=true&allow_no_indices=true")
+                return int(out["count"]) if out else 0
+            except NodeError as exc:
+                if "HTTP 503" not in str(exc) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.25)
+        return 0
 
     def wait_count(self, pattern: str, expected: int, timeout: float) -> tuple[int, float]:
         """Poll until `expected` documents are searchable; returns (count, seconds waited)."""

@@ -174,8 +174,19 @@ def write_config(path: Path, section: str, body: dict[str, object]) -> Path:
     return path
 
 
-def spawn_logship(side: str, config: dict[str, object], workdir: Path, name: str | None = None) -> Measured:
-    """`python -m logship shipper|aggregator -c FILE` with the config written to `workdir`."""
+def spawn_logship(
+    side: str, config: dict[str, object], workdir: Path, name: str | None = None, profile_dir: Path | None = None
+) -> Measured:
+    """`python -m logship shipper|aggregator -c FILE` with the config written to `workdir`.
+
+    With `profile_dir`, the process runs under cProfile and leaves `<profile_dir>/<name>-N.prof`
+    (written when it exits after SIGTERM); `python -m benchmarks.profiling DIR` summarises them.
+    """
     name = name or side
     cfg = write_config(workdir / f"{name}.yml", side, config)
-    return spawn(name, [PYTHON, "-m", "logship", side, "-c", str(cfg)], workdir)
+    argv = [PYTHON, "-m", "logship", side, "-c", str(cfg)]
+    if profile_dir is not None:
+        profile_dir.mkdir(parents=True, exist_ok=True)
+        n = len(list(profile_dir.glob(f"{name}-*.prof")))
+        argv[1:2] = ["-m", "cProfile", "-o", str(profile_dir / f"{name}-{n}.prof"), "-m"]
+    return spawn(name, argv, workdir)

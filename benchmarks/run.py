@@ -57,6 +57,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="auto: compare with Filebeat/rsyslog if present; build: build Filebeat first if missing",
     )
     p.add_argument("--workdir", type=Path, help="scratch directory (default: a temp dir, removed afterwards)")
+    p.add_argument("--profile", type=Path, metavar="DIR", help="run shipper/aggregator under cProfile, profiles in DIR")
     p.add_argument("--note", default="", help="free text stored with the results (e.g. what else ran)")
     return p.parse_args(argv)
 
@@ -120,11 +121,15 @@ def main(argv: list[str] | None = None) -> int:
             say(f"OpenSearch {results['versions']['opensearch']} ready at {node.url}")
         say("measuring how busy the machine is with other work (1 s)")
         results["machine"]["other_load"] = conditions.other_load_note({os.getpid()})
-        ctx = Context(profile, work, node, peers, t_start=t0)
+        ctx = Context(profile, work, node, peers, t_start=t0, profile_dir=args.profile)
+        if args.profile:
+            say(f"profiling shipper and aggregator into {args.profile}: figures are slower than without")
+            results["note"] = (results["note"] + " [run under cProfile: not representative]").strip()
         for name in wanted:
             what, fn, _ = CASES[name]
             say(f"case {name}: {what}")
             t_case = time.monotonic()
+            load_before = [round(x, 2) for x in os.getloadavg()]
             try:
                 results["cases"][name] = fn(ctx)
             except Exception as exc:
@@ -132,6 +137,11 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"case {name} FAILED: {exc}")
                 results["cases"][name] = {"error": str(exc), "traceback": traceback.format_exc()[-4000:]}
             results["cases"][name]["case_seconds"] = round(time.monotonic() - t_case, 1)
+            # 1/5/15-minute load averages around the case: others' work on the shared cores shows here
+            results["cases"][name]["load_average"] = {
+                "before": load_before,
+                "after": [round(x, 2) for x in os.getloadavg()],
+            }
     finally:
         if node is not None and not args.keep_node:
             node.stop()

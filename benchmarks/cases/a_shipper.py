@@ -52,6 +52,8 @@ def measure(ctx: Context, label: str, proc: Measured, sink: Any, fs: FileSet, ti
         "cpu_s": round(cpu, 3),
         "cpu_s_per_gib": cpu / (fs.bytes / GIB),
         "cpu_utilisation": cpu / seconds,
+        # what one fully available core would do at this CPU cost (the cores here are shared)
+        "mib_per_cpu_s": fs.bytes / 2**20 / cpu if cpu > 0 else None,
         "rss_peak_mib": mib(proc.peak_rss()),
         "received": sink.events,
     }

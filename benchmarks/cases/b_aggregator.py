@@ -11,35 +11,36 @@ to its last final ack, so it is what the aggregator finished end to end.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from benchmarks.cases.common import Context, mib, shipping_settings, start_aggregator
-from benchmarks.procs import PYTHON, ROOT, Measured, free_port, spawn, wait_port
+from benchmarks.procs import PYTHON, Measured, free_port, spawn, wait_port
 from benchmarks.sinks import start_sink
 from benchmarks.workload import message_bytes
 
 
-def _load(ctx: Context, port: int, agg: Measured) -> dict[str, Any]:
+def _load(ctx: Context, port: int, agg: Measured, work: Path) -> dict[str, Any]:
     p = ctx.profile
     agg.mark_cpu("start")
-    out = subprocess.run(
-        [PYTHON, "-m", "benchmarks.ljload", "--port", str(port), "--events", str(p.b_events),
-         "--connections", str(p.b_connections), "--window", str(p.window_size),
-         "--message-bytes", str(message_bytes(p.line_bytes))],
-        capture_output=True, text=True, timeout=900, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
+    argv = [PYTHON, "-m", "benchmarks.ljload", "--port", str(port), "--events", str(p.b_events),
+            "--connections", str(p.b_connections), "--window", str(p.window_size),
+            "--message-bytes", str(message_bytes(p.line_bytes)), "--pending", str(p.max_pending_windows)]  # fmt: skip
+    sender = spawn("ljload", argv, work, stdout_pipe=True)
+    try:
+        out, _ = sender.popen.communicate(timeout=900)
+    finally:
+        sender.stop()
     agg.mark_cpu("end")
-    if out.returncode != 0:
-        raise RuntimeError(f"load client failed: {out.stderr.strip()[-800:]}")
+    if sender.popen.returncode != 0:
+        raise RuntimeError(f"load client failed: {sender.log_tail()}")
     if not agg.alive():
         raise RuntimeError(f"aggregator exited during the run: {agg.log_tail()}")
-    load: dict[str, Any] = orjson.loads(out.stdout.strip().splitlines()[-1])
+    load: dict[str, Any] = orjson.loads(out.strip().splitlines()[-1])
     cpu = agg.cpu_between("start", "end")
+    sender_cpu = sender.samples[-1].cpu if sender.samples else 0.0
     return {
         "events": load["events"],
         "event_bytes": load["event_bytes"],
@@ -48,7 +49,12 @@ def _load(ctx: Context, port: int, agg: Measured) -> dict[str, Any]:
         "aggregator_cpu_s": round(cpu, 3),
         "aggregator_cpu_utilisation": cpu / load["seconds"],
         "aggregator_cpu_us_per_event": cpu / max(1, load["events"]) * 1e6,
+        # what one fully available core would do at this CPU cost (the cores here are shared)
+        "events_per_cpu_s": load["events"] / cpu if cpu > 0 else None,
         "aggregator_rss_peak_mib": mib(agg.peak_rss()),
+        # the sender's whole life (building its events too): near 1.0 means the sender, not the
+        # aggregator, may be the limit
+        "sender_cpu_s": round(sender_cpu, 3),
     }
 
 
@@ -60,7 +66,7 @@ def with_sink(ctx: Context, work: Path) -> dict[str, Any]:
     agg = spawn("aggregator-sink", argv, work)
     try:
         wait_port(port, 60, agg.popen)
-        return _load(ctx, port, agg)
+        return _load(ctx, port, agg, work)
     finally:
         agg.stop()
 
@@ -70,7 +76,7 @@ def with_http(ctx: Context, work: Path) -> dict[str, Any]:
     try:
         agg, port = start_aggregator(ctx, f"http://127.0.0.1:{sink.port}", work)
         try:
-            result = _load(ctx, port, agg)
+            result = _load(ctx, port, agg, work)
         finally:
             agg.stop()
     finally:
@@ -97,6 +103,7 @@ def run(ctx: Context) -> dict[str, Any]:
         "title": "protocol client -> aggregator -> blackhole",
         "conditions": {
             "connections": p.b_connections,
+            "windows_in_flight_per_connection": p.max_pending_windows,
             "compression_level": 0,
             **shipping_settings(p),
             "clock": "first window sent -> last final ack received",

@@ -30,6 +30,7 @@ class Context:
     node: BenchNode | None
     peers: Peers
     file_sets: dict[int, Any] = field(default_factory=dict)  # files -> FileSet, shared by cases a and c
+    profile_dir: Path | None = None  # run shipper and aggregator under cProfile, profiles here
     t_start: float = field(default_factory=time.monotonic)
 
     def say(self, case: str, msg: str) -> None:
@@ -98,7 +99,8 @@ def start_aggregator(
     ctx: Context, opensearch_url: str, workdir: Path, name: str = "aggregator"
 ) -> tuple[Measured, int]:
     port = free_port()
-    proc = spawn_logship("aggregator", aggregator_config(ctx.profile, opensearch_url, port, workdir), workdir, name)
+    cfg = aggregator_config(ctx.profile, opensearch_url, port, workdir)
+    proc = spawn_logship("aggregator", cfg, workdir, name, ctx.profile_dir)
     try:
         wait_port(port, 60, proc.popen)
     except (RuntimeError, TimeoutError) as exc:
@@ -111,7 +113,7 @@ def start_shipper(
     ctx: Context, glob: str, output_port: int, workdir: Path, compression: int = 0, name: str = "shipper"
 ) -> Measured:
     cfg = shipper_config(ctx.profile, glob, output_port, workdir, compression)
-    return spawn_logship("shipper", cfg, workdir, name)
+    return spawn_logship("shipper", cfg, workdir, name, ctx.profile_dir)
 
 
 def shipping_settings(profile: Profile) -> dict[str, Any]:
