@@ -124,20 +124,43 @@ class EventBuilder:
         static["agent"] = {"type": "logship", "version": __version__}
         if self._fields:
             static["fields"] = self._fields
-        self._static = b"," + orjson.dumps(static)[1:-1] + b"}"
+        self._static = b"," + orjson.dumps(static)[1:-1] + b"}"  # follows the id
 
     def build(self, rec: Record, read_time: str, timestamp: str | None = None) -> bytes:
         """One event as JSON bytes; `timestamp` (from the line) wins over the record's and read time."""
-        ts = timestamp or rec.timestamp or read_time
-        stream = b',"stream":"%b"' % rec.stream.encode() if rec.stream else b""
-        flags = b',"flags":' + orjson.dumps(rec.flags) if rec.flags else b""
-        return b'{"@timestamp":"%b","message":%b%b%b%d%b},"@metadata":{"_id":"%b"}%b' % (
-            ts.encode(),
-            orjson.dumps(rec.message),
-            stream,
-            self._log_prefix,
-            rec.offset,
-            flags,
-            self.identity.event_id(rec.offset).encode(),
-            self._static,
-        )
+        return self.build_all([rec], read_time, [timestamp] if timestamp else None)[0]
+
+    def build_all(
+        self, records: list[Record], read_time: str, timestamps: list[str | None] | None = None
+    ) -> list[bytes]:
+        """Events for `records`; `timestamps[i]` (taken from the line) wins over the record's own."""
+        dumps = orjson.dumps
+        event_id = self.identity.event_id
+        log_prefix = self._log_prefix
+        tail = b'"}' + self._static
+        out: list[bytes] = []
+        append = out.append
+        for i, (offset, _, _, message, stream, ts, flags) in enumerate(records):
+            if timestamps is not None and timestamps[i]:
+                ts = timestamps[i]
+            append(
+                b"".join(
+                    (
+                        b'{"@timestamp":"',
+                        (ts or read_time).encode(),
+                        b'","message":',
+                        dumps(message),
+                        _STREAMS[stream] if stream in _STREAMS else b',"stream":' + dumps(stream),
+                        log_prefix,
+                        b"%d" % offset,
+                        b',"flags":' + dumps(flags) + b'},"@metadata":{"_id":"' if flags else _META,
+                        event_id(offset).encode(),
+                        tail,
+                    )
+                )
+            )
+        return out
+
+
+_STREAMS: dict[str | None, bytes] = {"stdout": b',"stream":"stdout"', "stderr": b',"stream":"stderr"', None: b""}
+_META = b'},"@metadata":{"_id":"'

@@ -21,6 +21,9 @@ import orjson
 
 from shipper.lines import Line
 
+# Creating a NamedTuple through tuple.__new__ skips its Python-level __new__: this is the hot path.
+_new = tuple.__new__
+
 # Flags that may appear in log.flags
 INVALID_UTF8 = "invalid_utf8"
 TRUNCATED = "truncated"
@@ -185,33 +188,57 @@ class DockerDecoder(_Merging):
 
     def decode(self, lines: Iterable[Line]) -> list[Record]:
         out: list[Record] = []
+        append = out.append
         loads = orjson.loads
+        quarter = self._max // 4  # a str of this many characters has at most max_event_bytes bytes
         for line in lines:
-            self._last_end = line.end
+            offset, end, data, truncated = line
+            self._last_end = end
             try:
-                obj = loads(line.data)
+                obj = loads(data)
             except orjson.JSONDecodeError:
-                obj = self._retry(line, out)
-                if obj is None:
-                    continue
-                flags: tuple[str, ...] = (INVALID_UTF8, TRUNCATED) if line.truncated else (INVALID_UTF8,)
-            else:
-                flags = (TRUNCATED,) if line.truncated else ()
-            text = obj.get("log") if type(obj) is dict else None
-            if type(text) is not str:
-                self._raw(line, MALFORMED_JSON, out)
+                self._general(line, None, out)
                 continue
-            stream = obj.get("stream")
-            if type(stream) is not str:
-                stream = "stdout"
-            t = obj.get("time")
-            ts = rfc3339_to_ms(t) if type(t) is str else None
-            if text.endswith("\n"):
-                text = text[:-2] if text.endswith("\r\n") else text[:-1]
-                self.last(line, stream, text, ts, flags, out)
-            else:
-                self.piece(line, stream, text, ts, flags)
+            # hot path: a whole, valid, short line while no split line waits
+            if type(obj) is dict and not truncated and not self._pending:
+                text = obj.get("log")
+                if type(text) is str and text[-1:] == "\n" and text[-2:] != "\r\n" and len(text) <= quarter:
+                    t = obj.get("time")
+                    if type(t) is str and len(t) == 30 and t[29] == "Z" and t[19] == ".":
+                        ts: str | None = t[:23] + "Z"
+                    else:
+                        ts = rfc3339_to_ms(t) if type(t) is str else None
+                    stream = obj.get("stream")
+                    if type(stream) is not str:
+                        stream = "stdout"
+                    append(_new(Record, (offset, end, end, text[:-1], stream, ts, ())))
+                    continue
+            self._general(line, obj, out)
         return out
+
+    def _general(self, line: Line, obj: object, out: list[Record]) -> None:
+        if obj is None:
+            obj = self._retry(line, out)
+            if obj is None:
+                return
+            flags: tuple[str, ...] = (INVALID_UTF8, TRUNCATED) if line.truncated else (INVALID_UTF8,)
+        else:
+            flags = (TRUNCATED,) if line.truncated else ()
+        text = obj.get("log") if type(obj) is dict else None
+        if type(text) is not str:
+            self._raw(line, MALFORMED_JSON, out)
+            return
+        assert isinstance(obj, dict)
+        stream = obj.get("stream")
+        if type(stream) is not str:
+            stream = "stdout"
+        t = obj.get("time")
+        ts = rfc3339_to_ms(t) if type(t) is str else None
+        if text.endswith("\n"):
+            text = text[:-2] if text.endswith("\r\n") else text[:-1]
+            self.last(line, stream, text, ts, flags, out)
+        else:
+            self.piece(line, stream, text, ts, flags)
 
     def _retry(self, line: Line, out: list[Record]) -> dict[str, object] | None:
         text, replaced = decode_utf8(line.data)

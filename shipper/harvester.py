@@ -148,13 +148,9 @@ class Harvester:
             self._runtime = runtime
             self._builder.set_runtime(runtime)
         read_time = utc_now_ms()
-        build = self._builder.build
         ts = self._ts
-        if ts is None:
-            events = [build(r, read_time) for r in records]
-        else:
-            events = [build(r, read_time, ts(r.message)) for r in records]
-        return Batch(events, [r.resume for r in records])
+        stamps = [ts(r.message) for r in records] if ts is not None else None
+        return Batch(self._builder.build_all(records, read_time, stamps), [r.resume for r in records])
 
     def resume_point(self) -> int:
         """Offset from which re-reading reproduces everything not yet turned into events."""

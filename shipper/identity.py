@@ -15,8 +15,6 @@ shorter one instead of duplicating it.
 
 from __future__ import annotations
 
-import struct
-
 import xxhash
 
 FINGERPRINT_BYTES = 1024
@@ -76,4 +74,4 @@ class FileIdentity:
         seed = self._full_seed if offset >= FINGERPRINT_BYTES - 1 else None
         if seed is None:
             seed = self._seed(self.head[: offset + 1])
-        return xxhash.xxh3_128_hexdigest(seed + struct.pack(">Q", offset))
+        return xxhash.xxh3_128_hexdigest(seed + offset.to_bytes(8, "big"))

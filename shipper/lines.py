@@ -17,6 +17,9 @@ class Line(NamedTuple):
     truncated: bool
 
 
+_new = tuple.__new__  # builds a Line without the NamedTuple's Python-level __new__ (hot path)
+
+
 class LineSplitter:
     """Splits a byte stream into lines; offsets are file offsets starting at `offset`."""
 
@@ -52,12 +55,13 @@ class LineSplitter:
             parts = parts[1:]
             self._tail = b""
             self._dropped = 0
+        append = out.append
         for part in parts:
             end = pos + len(part) + 1
             if len(part) > limit:
-                out.append(Line(pos, end, part[:limit], True))
+                append(Line(pos, end, part[:limit], True))
             else:
-                out.append(Line(pos, end, part, False))
+                append(_new(Line, (pos, end, part, False)))
             pos = end
         self.offset = pos
         if rest:

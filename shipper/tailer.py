@@ -69,6 +69,7 @@ class Tailer:
         self._released: dict[str, Position] = {}
         self.by_realpath: dict[str, str] = {}  # realpath -> key, for inotify events
         self.watch_dirs: set[str] = set()
+        self._resumed_rotated = False  # the first scan looks for files rotated while we were down
 
     def discover(self) -> dict[str, Found]:
         found: dict[str, Found] = {}
@@ -120,8 +121,52 @@ class Tailer:
                 if h2 is not None:
                     self.harvesters[h2.key] = h2
                     self.by_realpath[f.realpath] = h2.key
+        if not self._resumed_rotated:
+            self._resumed_rotated = True
+            self._resume_rotated(found, now, wall)
         self._checkpoints.touch(list(found), wall)
         return out
+
+    def _resume_rotated(self, found: dict[str, Found], now: float, wall: float) -> None:
+        """Finish files rotated away while the shipper was not running.
+
+        A checkpoint whose file no longer matches the globs may have been renamed next to its old path
+        (`0.log` -> `0.log.1` or `0.log.<ts>`) with unacknowledged lines left in it: find it there by
+        inode (and fingerprint, checked by `_open`) and read it to the end, as for a live rotation.
+        """
+        for key, entry in list(self._checkpoints.entries.items()):
+            if key in found or key in self.harvesters:
+                continue
+            source = next(
+                (i for i, inp in enumerate(self._cfg.inputs) if any(fnmatch.fnmatch(entry.path, p) for p in inp.paths)),
+                None,
+            )
+            if source is None:
+                continue
+            directory = os.path.dirname(os.path.realpath(entry.path))
+            try:
+                names = os.listdir(directory)
+            except OSError:
+                continue
+            for name in names:
+                path = os.path.join(directory, name)
+                if name.endswith(".gz"):
+                    continue
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                if stat.S_ISREG(st.st_mode) and f"{st.st_dev}:{st.st_ino}" == key:
+                    h = self._open(Found(path, source, path), now, wall)
+                    if h is not None and h.key == key and h.read_offset == entry.offset:
+                        log.info("%s: rotated while stopped; reading it to the end from offset %d", path, h.read_offset)
+                        h.detached = True
+                        h.detached_at = now
+                        self.harvesters[key] = h
+                        self.by_realpath[path] = key
+                    elif h is not None:
+                        h.close()  # same inode, another file (fingerprint differs): nothing of ours
+                    break
 
     def _open(self, f: Found, now: float, wall: float) -> Harvester | None:
         try:
