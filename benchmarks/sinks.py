@@ -3,6 +3,8 @@
     python -m benchmarks.sinks lumberjack --port P [--record FILE]   # acks every window at once
     python -m benchmarks.sinks opensearch --port P                   # answers _bulk with success
 
+(`benchmarks.shipper_blackhole --sink P` is a third one, a bare frame counter; `start_sink` runs all.)
+
 Both print one JSON line of counters to stdout every 100 ms: {"events", "first", "last"} with wall
 clock times of the first and latest event received. `--record` writes every received event as one
 JSON line (the documents the ceiling loader replays).
@@ -147,8 +149,11 @@ class Sink:
     def _read(self, stream: IO[bytes]) -> None:
         for line in stream:
             with contextlib.suppress(orjson.JSONDecodeError):
-                d: dict[str, Any] = orjson.loads(line)
-                self.events, self.first, self.last = d["events"], d["first"], d["last"]
+                d: Any = orjson.loads(line)
+                if isinstance(d, list):  # benchmarks.shipper_blackhole: [events, first, last]
+                    self.events, self.first, self.last = d
+                elif isinstance(d, dict):
+                    self.events, self.first, self.last = d["events"], d["first"], d["last"]
 
     def wait_events(self, n: int, timeout: float, progress: Any = None) -> bool:
         deadline = time.monotonic() + timeout
@@ -167,7 +172,13 @@ class Sink:
 
 
 def start_sink(kind: str, port: int, workdir: Path, record: Path | None = None) -> Sink:
-    argv = [PYTHON, "-m", "benchmarks.sinks", kind, "--port", str(port)]
+    """kind: `lumberjack` (logship's own server, decodes every event; can record them),
+    `opensearch` (answers `_bulk`), or `frames` (benchmarks.shipper_blackhole's frame counter: acks
+    without decoding JSON, the cheapest receiver, so the shipper is what gets measured)."""
+    if kind == "frames":
+        argv = [PYTHON, "-m", "benchmarks.shipper_blackhole", "--sink", str(port)]
+    else:
+        argv = [PYTHON, "-m", "benchmarks.sinks", kind, "--port", str(port)]
     if record is not None:
         argv += ["--record", str(record)]
     name = f"sink-{kind}-{port}"

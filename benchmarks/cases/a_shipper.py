@@ -1,5 +1,8 @@
 """Case a: files -> one shipper process -> blackhole protocol server.
 
+The blackhole is benchmarks.shipper_blackhole's frame counter in its own process: it acks each window
+without decoding the JSON, so the receiver is never the limit.
+
 The clock runs from the first event the blackhole receives to the last (start-up left out); CPU is
 the shipper's user+system seconds over the same span; RSS is the peak while it ships. Filebeat (its
 Logstash output) reads the same files into the same blackhole when it is available.
@@ -62,7 +65,7 @@ def measure(ctx: Context, label: str, proc: Measured, sink: Any, fs: FileSet, ti
 def run_one(ctx: Context, fs: FileSet, compression: int, agent: str = "logship") -> dict[str, Any]:
     work = ctx.dir(f"a-{agent}-{fs.files}-z{compression}")
     port = free_port()
-    sink = start_sink("lumberjack", port, work)
+    sink = start_sink("frames", port, work)
     label = f"{agent} files={fs.files} compression={compression}"
     try:
         if agent == "logship":
