@@ -157,7 +157,8 @@ class Tailer:
                 except OSError:
                     continue
                 if stat.S_ISREG(st.st_mode) and f"{st.st_dev}:{st.st_ino}" == key:
-                    h = self._open(Found(path, source, path), now, wall)
+                    # events keep the path they had before the rotation, as for a live rotation
+                    h = self._open(Found(path, source, path), now, wall, name=entry.path)
                     if h is not None and h.key == key and h.read_offset == entry.offset:
                         log.info("%s: rotated while stopped; reading it to the end from offset %d", path, h.read_offset)
                         h.detached = True
@@ -168,7 +169,8 @@ class Tailer:
                         h.close()  # same inode, another file (fingerprint differs): nothing of ours
                     break
 
-    def _open(self, f: Found, now: float, wall: float) -> Harvester | None:
+    def _open(self, f: Found, now: float, wall: float, name: str | None = None) -> Harvester | None:
+        """`name`: the path events report (and take Kubernetes metadata from) when it is not `f.path`."""
         try:
             fd = os.open(f.path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
@@ -199,7 +201,7 @@ class Tailer:
         fp_len, fp_hash = ident.fingerprint
         if entry is None or offset == 0:
             self._checkpoints.set_now(ident.key, Position(f.path, offset, fp_len, fp_hash), wall)
-        return Harvester(f.path, fd, ident, offset, self._sources[f.source])
+        return Harvester(name or f.path, fd, ident, offset, self._sources[f.source])
 
     def reap(self, now: float) -> list[tuple[Harvester, Batch]]:
         """Release files that are done: detached and read to the end, or idle for close_inactive."""

@@ -150,3 +150,25 @@ async def test_rewritten_in_place_while_down(tmp_path: Path, collector: Collecto
     async with RunningShipper(cfg):
         await wait_until(lambda: len(collector.events) == 60)
     assert collector.messages() == expect("other-content-", 60)
+
+
+async def test_close_inactive_releases_and_reopens_where_it_stopped(
+    tmp_path: Path, collector: Collector, watch: str
+) -> None:
+    cfg = config(
+        tmp_path,
+        collector.server.port,  # type: ignore[union-attr]
+        watch=watch,
+        inputs=app_input(tmp_path),
+        close_inactive="300ms",
+    )
+    log = tmp_path / "app/logs/app.log"
+    async with RunningShipper(cfg) as shipper:
+        append(log, lines("a", 20) + b"half a line")
+        await wait_until(lambda: len(collector.events) == 20)
+        await wait_until(lambda: not shipper.tailer.harvesters, within=5)  # handle released while idle
+        append(log, b" completed\n" + lines("b", 5))
+        await wait_until(lambda: len(collector.events) == 26)
+        assert shipper.tailer.harvesters, "the file was not opened again when it grew"
+    assert collector.messages() == [*expect("a", 20), "half a line completed", *expect("b", 5)]
+    assert_unique_ids(collector)
