@@ -15,6 +15,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+import psutil
+
 from benchmarks.procs import ROOT
 
 SCRIPT = ROOT / "scripts" / "opensearch.sh"
@@ -60,6 +62,11 @@ class BenchNode:
         if out.returncode != 0 or not out.stdout.strip().isdigit():
             raise NodeError(f"no pid for OpenSearch instance {self.name}: {out.stderr.strip()}")
         return int(out.stdout.strip())
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds the node's JVM has used so far."""
+        t = psutil.Process(self.pid()).cpu_times()
+        return float(t.user + t.system)
 
     def pause(self) -> None:
         os.kill(self.pid(), signal.SIGSTOP)

@@ -14,7 +14,7 @@ class Profile:
     # a: shipper -> blackhole
     a_file_counts: tuple[int, ...] = (1, 100, 1000)
     a_compression: tuple[int, ...] = (0, 3)
-    a_mib: int = 128  # per file set
+    a_mib: int = 256  # per file set
     # b: protocol client -> aggregator -> blackhole OpenSearch
     b_events: int = 1_000_000
     b_connections: int = 4

@@ -126,6 +126,13 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
                      f"({c['logship']['docs_per_s']:,.0f} incl. start-up)")  # fmt: skip
         lines.append(f"  ceiling   {c['ceiling']['steady_docs_per_s']:>10,.0f} docs/s steady  -> ratio "
                      f"{c['ratio_to_ceiling']:.0%}")  # fmt: skip
+        lg, ce = c["logship"], c["ceiling"]
+        if lg.get("opensearch_cpu_s") is not None and ce.get("opensearch_cpu_s") is not None:
+            lines.append(
+                f"  CPU seconds on the shared cores: logship run = shipper {lg['agent_cpu_s']} + aggregator "
+                f"{lg['aggregator_cpu_s']} + OpenSearch {lg['opensearch_cpu_s']}; ceiling run = OpenSearch "
+                f"{ce['opensearch_cpu_s']} (+ the loader)"
+            )
         for peer in c.get("peers", []):
             if "error" in peer:
                 lines.append(f"  {peer['agent']:<9} error: {peer['error'][:100]}")

@@ -90,13 +90,15 @@ def run(ctx: Context) -> dict[str, Any]:
             rows.append(run_one(ctx, fs, level))
     peer_rows: list[dict[str, Any]] = []
     if ctx.peers.filebeat:
-        files = 100 if 100 in p.a_file_counts else p.a_file_counts[-1]
-        for level in p.a_compression:
-            try:
-                peer_rows.append(run_one(ctx, file_set(ctx, files), level, agent="filebeat"))
-            except RuntimeError as exc:
-                ctx.say("a", f"filebeat failed: {exc}")
-                peer_rows.append({"agent": "filebeat", "files": files, "compression_level": level, "error": str(exc)})
+        for files in p.a_file_counts:
+            for level in p.a_compression:
+                try:
+                    peer_rows.append(run_one(ctx, file_set(ctx, files), level, agent="filebeat"))
+                except RuntimeError as exc:
+                    ctx.say("a", f"filebeat failed: {exc}")
+                    peer_rows.append(
+                        {"agent": "filebeat", "files": files, "compression_level": level, "error": str(exc)}
+                    )
     return {
         "title": "shipper -> blackhole protocol server",
         "conditions": {

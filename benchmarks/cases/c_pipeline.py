@@ -68,6 +68,7 @@ def pipeline(ctx: Context, node: BenchNode, fs: FileSet, agent: str) -> dict[str
     work = ctx.dir(f"c-{agent}")
     node.delete(PATTERN)
     agg, port = start_aggregator(ctx, node.url, work)
+    node_cpu = node.cpu_seconds()
     try:
         if agent == "logship":
             agent_proc = start_shipper(ctx, fs.glob, port, work)
@@ -77,6 +78,7 @@ def pipeline(ctx: Context, node: BenchNode, fs: FileSet, agent: str) -> dict[str
             timeline, seconds = watch_count(ctx, node, PATTERN, fs.lines, [agg, agent_proc], f"{agent} -> aggregator")
         finally:
             agent_proc.stop()
+        node_cpu = node.cpu_seconds() - node_cpu
     finally:
         agg.stop()
     final = node.count(PATTERN, refresh=True)
@@ -89,6 +91,11 @@ def pipeline(ctx: Context, node: BenchNode, fs: FileSet, agent: str) -> dict[str
         "steady_docs_per_s": steady_rate(timeline, fs.lines),
         "agent_rss_peak_mib": mib(agent_proc.peak_rss()),
         "aggregator_rss_peak_mib": mib(agg.peak_rss()),
+        # CPU of each process on the shared cores while the documents went in: what logship (or the
+        # peer) spent is CPU OpenSearch did not get
+        "agent_cpu_s": round(agent_proc.samples[-1].cpu, 2) if agent_proc.samples else None,
+        "aggregator_cpu_s": round(agg.samples[-1].cpu, 2) if agg.samples else None,
+        "opensearch_cpu_s": round(node_cpu, 2),
         "timeline": [(round(t, 2), n) for t, n in timeline],
     }
 
@@ -100,8 +107,10 @@ def rsyslog_pipeline(ctx: Context, node: BenchNode, fs: FileSet) -> dict[str, An
     node.delete(index)
     p = ctx.profile
     proc = rsyslog.start(ctx.peers.rsyslogd, fs.glob, node.url, work, p.bulk_max_docs, p.bulk_max_bytes)
+    node_cpu = node.cpu_seconds()
     try:
         timeline, seconds = watch_count(ctx, node, index, fs.lines, [proc], "rsyslog")
+        node_cpu = node.cpu_seconds() - node_cpu
     finally:
         proc.stop()
     final = node.count(index, refresh=True)
@@ -114,6 +123,8 @@ def rsyslog_pipeline(ctx: Context, node: BenchNode, fs: FileSet) -> dict[str, An
         "docs_per_s": fs.lines / seconds,
         "steady_docs_per_s": steady_rate(timeline, fs.lines),
         "agent_rss_peak_mib": mib(proc.peak_rss()),
+        "agent_cpu_s": round(proc.samples[-1].cpu, 2) if proc.samples else None,
+        "opensearch_cpu_s": round(node_cpu, 2),
         "timeline": [(round(t, 2), n) for t, n in timeline],
     }
 
@@ -144,7 +155,9 @@ def run(ctx: Context) -> dict[str, Any]:
 
     def measure_ceiling() -> None:
         ctx.say("c", f"ceiling: {docs:,} docs in {len(bodies)} bulk bodies, {p.bulk_concurrency} in flight")
+        node_cpu = node.cpu_seconds()
         attempt = asyncio.run(ceiling(node.url, bodies, p.bulk_concurrency))
+        attempt["opensearch_cpu_s"] = round(node.cpu_seconds() - node_cpu, 2)
         attempt["docs_indexed"] = node.count(PATTERN, refresh=True)
         node.delete(PATTERN)
         attempts.append(attempt)
