@@ -86,7 +86,11 @@ class LumberjackClient:
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
         self.loadbalance = loadbalance
-        self._slots = asyncio.Semaphore(max(1, max_pending_windows))
+        self.max_pending_windows = max(1, max_pending_windows)
+        self._slots = asyncio.Semaphore(self.max_pending_windows)
+        # With load balancing each connection takes only its share, so the others get windows too.
+        workers = len(self.hosts) if loadbalance else 1
+        self._per_worker = -(-self.max_pending_windows // workers)
         self._queue: deque[_Window] = deque()
         self._wakeups: list[asyncio.Event] = []
         self._workers: list[asyncio.Task[None]] = []
@@ -146,9 +150,7 @@ class LumberjackClient:
     def _start_workers(self) -> None:
         if self._workers:
             return
-        targets = (
-            [[i] for i in range(len(self.hosts))] if self.loadbalance else [list(range(len(self.hosts)))]
-        )
+        targets = [[i] for i in range(len(self.hosts))] if self.loadbalance else [list(range(len(self.hosts)))]
         for n, indices in enumerate(targets):
             self._wakeups.append(asyncio.Event())
             self._inflight.append(deque())
@@ -178,7 +180,7 @@ class LumberjackClient:
                     "cannot connect to %s:%d: %s; retrying in %.1fs",
                     host,
                     port,
-                    exc or type(exc).__name__,
+                    str(exc) or type(exc).__name__,
                     delay,
                 )
                 cursor = (cursor + 1) % len(host_indices)
@@ -195,8 +197,10 @@ class LumberjackClient:
                 self._connected.discard(n)
                 writer.close()
                 # Unacked windows go back to the front, in order, to be resent on the next connection.
-                self._queue.extendleft(reversed(inflight))
-                inflight.clear()
+                if inflight:
+                    self._queue.extendleft(reversed(inflight))
+                    inflight.clear()
+                    self._wake()  # another connection may take them sooner
             if failed is None:
                 continue  # the peer closed an idle connection: reconnect when there is work
             delay = backoff.next()
@@ -239,7 +243,7 @@ class LumberjackClient:
         try:
             while True:
                 wakeup.clear()
-                while self._queue:
+                while self._queue and len(inflight) < self._per_worker:
                     window = self._queue.popleft()
                     if window.done.done():
                         continue
@@ -256,9 +260,7 @@ class LumberjackClient:
                 if wake_task is None:
                     wake_task = asyncio.ensure_future(wakeup.wait())
                 wait = None if deadline is None else max(0.0, deadline - loop.time())
-                done, _ = await asyncio.wait(
-                    {read_task, wake_task}, timeout=wait, return_when="FIRST_COMPLETED"
-                )
+                done, _ = await asyncio.wait({read_task, wake_task}, timeout=wait, return_when="FIRST_COMPLETED")
                 if not done:
                     raise TimeoutError(f"no ack for {self.timeout:g}s")
                 if wake_task in done:
@@ -279,14 +281,14 @@ class LumberjackClient:
                     deadline = loop.time() + self.timeout
                     head = inflight[0]
                     if seq > head.count:
-                        raise ProtocolError(
-                            f"ack {seq} beyond the window of {head.count} events", "unexpected_ack"
-                        )
+                        raise ProtocolError(f"ack {seq} beyond the window of {head.count} events", "unexpected_ack")
                     if seq == head.count:
                         inflight.popleft()
                         backoff.reset()
                         if not head.done.done():
                             head.done.set_result(None)
+                        if self._queue:
+                            wakeup.set()  # room for a queued window on this connection
                 if not inflight:
                     deadline = None
         finally:

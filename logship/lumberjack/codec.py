@@ -177,9 +177,7 @@ class Decoder:
                 pos += 6
             elif ftype == _C:
                 if nested:
-                    raise ProtocolError(
-                        "compressed frame nested inside a compressed frame", "nested_compression"
-                    )
+                    raise ProtocolError("compressed frame nested inside a compressed frame", "nested_compression")
                 if left < 6:
                     return pos, 6
                 (length,) = unpack_u32(buf, pos + 2)
@@ -210,9 +208,7 @@ class Decoder:
             # max_length stops inflation one byte past the limit: a zip bomb costs at most `limit` bytes.
             inner = inflater.decompress(compressed, limit + 1)
         except zlib.error as exc:
-            raise ProtocolError(
-                f"compressed frame is not a valid zlib stream: {exc}", "bad_compression"
-            ) from None
+            raise ProtocolError(f"compressed frame is not a valid zlib stream: {exc}", "bad_compression") from None
         if len(inner) > limit:
             raise ProtocolError(
                 f"compressed frame inflates beyond max_decompressed_bytes {limit}", "decompressed_too_large"
