@@ -41,7 +41,7 @@ class Report:
             return f"all {self.expected} events indexed exactly once, in the right index, with the right fields"
         parts = [f"{self.found} documents for {self.expected} events"]
         if self.missing:
-            parts.append(f"{len(self.missing)} missing (first: {self.missing[:5]})")
+            parts.append(f"{len(self.missing)} missing ({_ranges(self.missing)})")
         if self.duplicates:
             parts.append(f"{sum(self.duplicates.values())} duplicates (first: {list(self.duplicates)[:5]})")
         if self.unexpected:
@@ -49,6 +49,18 @@ class Report:
         if self.problem_count:
             parts.append(f"{self.problem_count} with wrong index or fields: " + "; ".join(self.problems[:5]))
         return ", ".join(parts)
+
+
+def _ranges(keys: list[tuple[str, int]], limit: int = 12) -> str:
+    """[('p0c0', 0), ('p0c0', 1), ('p0c0', 2), ('app', 7)] -> 'p0c0 0-2, app 7'."""
+    runs: list[tuple[str, int, int]] = []
+    for src, seq in sorted(keys):
+        if runs and runs[-1][0] == src and runs[-1][2] == seq - 1:
+            runs[-1] = (src, runs[-1][1], seq)
+        else:
+            runs.append((src, seq, seq))
+    text = ", ".join(f"{s} {a}" if a == b else f"{s} {a}-{b}" for s, a, b in runs[:limit])
+    return text + (f", ... ({len(runs)} runs)" if len(runs) > limit else "")
 
 
 def _get(doc: dict[str, Any], dotted: str) -> Any:
