@@ -167,7 +167,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run_case(files: int, lines: int, work: Path) -> dict[str, Any]:
+def run_case(files: int, lines: int, work: Path, window_size: int = 2048, pending: int = 4) -> dict[str, Any]:
     root = work / f"files-{files}"
     size = prewrite(root, files, lines)
     lines = (lines // files) * files
@@ -180,8 +180,8 @@ def run_case(files: int, lines: int, work: Path) -> dict[str, Any]:
             "output": {
                 "hosts": [f"127.0.0.1:{sink.port}"],
                 "compression_level": 0,
-                "window_size": 2048,
-                "max_pending_windows": 4,
+                "window_size": window_size,
+                "max_pending_windows": pending,
             },
             "http": {"host": "127.0.0.1", "port": _free_port()},
         }
@@ -218,6 +218,8 @@ def run_case(files: int, lines: int, work: Path) -> dict[str, Any]:
     cpu = cpu_end - (cpu_at_first or 0.0)
     row = {
         "files": files,
+        "window_size": window_size,
+        "max_pending_windows": pending,
         "lines": lines,
         "bytes": size,
         "seconds": round(seconds, 3),
@@ -236,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--files", default="1,100,1000", help="comma-separated file counts")
     p.add_argument("--lines", type=int, default=1_000_000, help="lines per file set")
+    p.add_argument("--window-size", type=int, default=2048, help="output.window_size (default as shipped)")
+    p.add_argument("--max-pending-windows", type=int, default=4, help="output.max_pending_windows")
     p.add_argument("--sink", type=int, help=argparse.SUPPRESS)  # internal: run the blackhole on PORT
     args = p.parse_args(argv)
     if args.sink:
@@ -244,15 +248,16 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.run(_serve(args.sink))
         return 0
     rows = []
+    load_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="shipper-bench-") as tmp:
         for files in [int(f) for f in args.files.split(",")]:
             print(f"files={files}: writing {args.lines:,} lines of {LINE_BYTES} B ...", flush=True)
-            row = run_case(files, args.lines, Path(tmp))
+            row = run_case(files, args.lines, Path(tmp), args.window_size, args.max_pending_windows)
             rows.append(row)
             print(
                 f"files={files}: {row['lines_per_s']:,} lines/s, {row['mib_per_s']} MiB/s, "
                 f"{row['cpu_s_per_gib']} CPU s/GiB, RSS peak {row['rss_peak_mib']} MiB, "
-                f"idle {row['rss_idle_mib']} MiB",
+                f"idle {row['rss_idle_mib']} MiB (shipper used {row['cpu_s'] / row['seconds']:.2f} CPU)",
                 flush=True,
             )
     result = {
@@ -263,9 +268,10 @@ def main(argv: list[str] | None = None) -> int:
             "line_bytes": LINE_BYTES,
             "format": "docker json-file",
             "compression_level": 0,
-            "window_size": 2048,
-            "max_pending_windows": 4,
+            "window_size": args.window_size,
+            "max_pending_windows": args.max_pending_windows,
             "cpus": os.cpu_count(),
+            "loadavg_at_start": load_start,
             "loadavg_at_end": os.getloadavg(),
             "python": sys.version.split()[0],
         },

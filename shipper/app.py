@@ -122,9 +122,21 @@ class Shipper:
             ", ".join(self.cfg.output.hosts),
         )
         housekeeping = asyncio.create_task(self._housekeeping())
+        reader = asyncio.create_task(self._read_loop())
+        stopping = asyncio.create_task(self._stopping.wait())
         try:
-            await self._read_loop()
+            await asyncio.wait({reader, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not reader.done():
+                # The reader may be blocked handing a window to a full pipeline (no aggregator): it is
+                # cancelled. Events it held were never in an opened window, so no checkpoint passes
+                # them; they are read again at the next start.
+                await asyncio.wait({reader}, timeout=1.0)
+                reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+            if reader.done() and not reader.cancelled() and reader.exception() is not None:
+                raise reader.exception()  # type: ignore[misc]
         finally:
+            stopping.cancel()
             await self._shutdown()
             housekeeping.cancel()
             await asyncio.gather(housekeeping, return_exceptions=True)

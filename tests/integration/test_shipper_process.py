@@ -291,3 +291,22 @@ async def test_sigterm_flushes_and_writes_registry(tmp_path: Path, sig: int) -> 
     received = [e["log"]["offset"] for e in collector.events]
     assert entry.offset > max(received)
     assert entry.offset <= pod.file.stat().st_size
+
+
+async def test_sigterm_while_no_aggregator_exits_within_shutdown_timeout(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, free_port(), shutdown_timeout="2s")
+    pod = PodLog(tmp_path)
+    pod.append(b"".join(docker(f"m{i}\n") for i in range(2000)))  # more than the windows in flight
+    proc = start(cfg, tmp_path)
+    try:
+        await wait_up(cfg, proc)
+        await asyncio.sleep(1.0)
+        began = time.monotonic()
+        assert await stop(proc) == 0
+        assert time.monotonic() - began < 2.0 + 3.0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # nothing was acknowledged, so nothing is checkpointed past the start
+    entries = RegistryFile(tmp_path / "registry.json").load().entries
+    assert all(e.offset == 0 for e in entries.values())
