@@ -41,16 +41,26 @@ class Ticket:
 
 
 class BulkItem:
-    """One event, encoded once: the `create` action line and the document line (both end in \\n)."""
+    """One event, encoded once: its `create` action line and document line in one bytes object
+    (one allocation, one part of the request body); `split` is where the document starts."""
 
-    __slots__ = ("action", "index", "nbytes", "source", "ticket")
+    __slots__ = ("data", "index", "nbytes", "split", "ticket")
 
-    def __init__(self, action: bytes, source: bytes, index: str, ticket: Ticket) -> None:
-        self.action = action
-        self.source = source
+    def __init__(self, data: bytes, split: int, index: str, ticket: Ticket) -> None:
+        self.data = data
+        self.split = split
         self.index = index
         self.ticket = ticket
-        self.nbytes = len(action) + len(source)
+        self.nbytes = len(data)
+
+    @classmethod
+    def of(cls, action: bytes, source: bytes, index: str, ticket: Ticket) -> BulkItem:
+        return cls(action + source, len(action), index, ticket)
+
+    @property
+    def source(self) -> bytes:
+        """The document line (what the dead-letter file keeps)."""
+        return self.data[self.split :]
 
 
 def settle_items(items: list[BulkItem]) -> int:

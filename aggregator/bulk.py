@@ -104,7 +104,8 @@ class Encoder:
                 source = dumps(event)
             except (orjson.JSONEncodeError, TypeError):
                 source = _dumps(event)
-            append(BulkItem(prefix + dumps(event_id) + b"}}\n", source + b"\n", index, ticket))
+            action = prefix + dumps(event_id) + b"}}\n"
+            append(BulkItem(action + source + b"\n", len(action), index, ticket))
         return out
 
 
@@ -113,12 +114,7 @@ def _dumps_any(value: Any) -> str:
 
 
 def body_of(items: list[BulkItem]) -> bytes:
-    parts: list[bytes] = []
-    append = parts.append
-    for item in items:
-        append(item.action)
-        append(item.source)
-    return b"".join(parts)
+    return b"".join([item.data for item in items])
 
 
 @dataclass

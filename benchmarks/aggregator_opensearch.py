@@ -252,6 +252,7 @@ def run_aggregator(url: str, prefix: str, run: str, a: argparse.Namespace, workd
         cpu = sampler.cpu() - cpu0
         sampler.stop()
         result = json.loads(loader.stdout.decode().strip().splitlines()[-1])
+        bulk = bulk_metrics(http_port)
     finally:
         agg.send_signal(signal.SIGTERM)
         rc = agg.wait(60)
@@ -265,7 +266,28 @@ def run_aggregator(url: str, prefix: str, run: str, a: argparse.Namespace, workd
         "aggregator_cpu_per_event_us": round(cpu / max(1, result["events"]) * 1e6, 2),
         "aggregator_rss_idle_mib": round(idle_rss / 2**20, 1),
         "aggregator_rss_peak_mib": round(max(sampler.rss, default=0) / 2**20, 1),
+        "bulk_requests": bulk["count"],
+        "bulk_docs_mean": round(bulk["docs"] / max(1, bulk["count"])),
+        "bulk_latency_mean_s": round(bulk["latency"] / max(1, bulk["count"]), 3),
+        # share of the time the `concurrency` request slots had a bulk in flight
+        "slot_utilisation": round(bulk["latency"] / (a.concurrency * result["seconds"]), 3),
     }
+
+
+def bulk_metrics(http_port: int) -> dict[str, float]:
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10).read().decode()
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        for key, name in (
+            ("count", "logship_aggregator_bulk_latency_seconds_count "),
+            ("latency", "logship_aggregator_bulk_latency_seconds_sum "),
+            ("docs", "logship_aggregator_bulk_docs_sum "),
+        ):
+            if line.startswith(name):
+                values[key] = float(line.split()[-1])
+    return values
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -332,7 +354,9 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"  {agg['docs_per_s']:,} docs/s ({agg['docs']:,} in {agg['seconds']}s); RSS peak "
                 f"{agg['aggregator_rss_peak_mib']} MiB; {agg['aggregator_cpu_per_event_us']} us CPU/event; "
-                f"OpenSearch used {agg['opensearch_cores_used']} cores, {agg['opensearch_cpu_per_doc_us']} us CPU/doc"
+                f"OpenSearch used {agg['opensearch_cores_used']} cores, {agg['opensearch_cpu_per_doc_us']} us CPU/doc; "
+                f"{agg['bulk_requests']} bulks of {agg['bulk_docs_mean']} docs, {agg['bulk_latency_mean_s']}s each, "
+                f"slots busy {agg['slot_utilisation']:.0%}"
             )
             run_ceiling(n + 1)
         ratios = [

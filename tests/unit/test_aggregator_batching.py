@@ -19,7 +19,7 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def item(ticket: Ticket, size: int = 10) -> BulkItem:
-    return BulkItem(b"a" * (size // 2) + b"\n", b"s" * (size - size // 2 - 1) + b"\n", "idx", ticket)
+    return BulkItem.of(b"a" * (size // 2) + b"\n", b"s" * (size - size // 2 - 1) + b"\n", "idx", ticket)
 
 
 @settings(max_examples=200)

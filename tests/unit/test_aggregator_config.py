@@ -119,7 +119,7 @@ def test_redactor_hides_secrets() -> None:
 
 
 def _item(doc: bytes) -> BulkItem:
-    return BulkItem(b"{}\n", doc + b"\n", "idx-1", Ticket(1))
+    return BulkItem.of(b"{}\n", doc + b"\n", "idx-1", Ticket(1))
 
 
 def test_dead_letter_records_and_rotation(tmp_path: Path) -> None:
