@@ -10,7 +10,9 @@ from typing import Any
 
 
 class SearchError(RuntimeError):
-    pass
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def request(url: str, method: str = "GET", body: Any = None, timeout: float = 30.0) -> Any:
@@ -20,7 +22,7 @@ def request(url: str, method: str = "GET", body: Any = None, timeout: float = 30
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as exc:
-        raise SearchError(f"{method} {url}: {exc.code} {exc.read()[:300]!r}") from None
+        raise SearchError(f"{method} {url}: {exc.code} {exc.read()[:300]!r}", exc.code) from None
 
 
 def path_filter(root: str) -> dict[str, Any]:
@@ -42,7 +44,7 @@ def counts_per_index(url: str, pattern: str, query: dict[str, Any] | None = None
     try:
         res = request(f"{url}/{pattern}/_search?ignore_unavailable=true&allow_no_indices=true", "POST", body)
     except SearchError as exc:
-        if " 404 " in str(exc):
+        if exc.status in (404, 503):  # no index yet, or its shards are still starting
             return {}
         raise
     buckets = res.get("aggregations", {}).get("per_index", {}).get("buckets", [])

@@ -38,6 +38,7 @@ class Progress:
         self.last = 0.0
         self.phase = "running"
         self.line = ""
+        self.printed = ""
 
     def show(
         self, written: int, shipper: dict[str, float], aggregator: dict[str, float], counts: dict[str, int]
@@ -55,12 +56,13 @@ class Progress:
             sys.stderr.flush()
         elif time.monotonic() - self.last >= 5.0:
             self.last = time.monotonic()
+            self.printed = self.line
             print(self.line, file=sys.stderr, flush=True)
 
     def done(self) -> None:
         if self.tty:
             sys.stderr.write("\n")
-        else:
+        elif self.line != self.printed:
             print(self.line, file=sys.stderr, flush=True)
 
 
@@ -80,7 +82,8 @@ def print_summary(
     report = compare(manifest, search.all_documents(url, pattern, query), prefix)
     out = sys.stdout
     print(
-        f"\nlogship demo: {manifest['events']:,} events written in {elapsed:.0f}s, now in OpenSearch at {url}\n",
+        f"\nlogship demo: {manifest['events']:,} events written in {manifest['elapsed_s']:.0f}s; "
+        f"{elapsed:.0f}s after the start they are in OpenSearch at {url}\n",
         file=out,
     )
     width = max([len(k) for k in counts] + [5])
