@@ -35,6 +35,11 @@ class ServerLimits:
     # connecting): this closes idle connections and slow-drip ones that trickle bytes to stay open.
     idle_timeout: float = 300.0
     keepalive_interval: float = 2.0
+    # Bounds on what clients can make us hold: the payload bytes of one window (many frames, each
+    # under max_frame_bytes, would otherwise add up to max_window_size * max_frame_bytes) and the
+    # number of connections (each holds at most one window). 0 = unlimited.
+    max_window_bytes: int = 128 * 1024 * 1024
+    max_connections: int = 4096
 
 
 @dataclass
@@ -163,6 +168,14 @@ class LumberjackServer:
         if self._closing:
             writer.close()
             return
+        if self.limits.max_connections and len(self._tasks) >= self.limits.max_connections:
+            log.warning(
+                "refusing connection from %s: already %d connections (max_connections)", peer, len(self._tasks)
+            )
+            if self._metrics.enabled:
+                self._metrics.errors.labels("too_many_connections").inc()
+            writer.close()
+            return
         self._tasks[task] = False
         if self._metrics.enabled:
             self._metrics.connections.inc()
@@ -201,6 +214,7 @@ class LumberjackServer:
         decoder = Decoder(limits.max_frame_bytes, limits.max_decompressed_bytes, limits.max_window_size)
         expected = 0  # size of the window being received; 0 = between windows
         payloads: list[bytes] = []
+        window_bytes = 0
         last_seq = 0
         deadline = loop.time() + limits.idle_timeout
         while True:
@@ -229,12 +243,19 @@ class LumberjackServer:
                     if not expected:
                         raise ProtocolError("data frame outside a window", "unexpected_frame")
                     payloads.append(frame.payload)
+                    window_bytes += len(frame.payload)
+                    if limits.max_window_bytes and window_bytes > limits.max_window_bytes:
+                        raise ProtocolError(
+                            f"window payloads exceed max_window_bytes {limits.max_window_bytes}",
+                            "window_too_large",
+                        )
                     last_seq = frame.seq
                     if len(payloads) < expected:
                         continue
                     await self._deliver(task, writer, peer, payloads, last_seq)
                     expected = 0
                     payloads = []
+                    window_bytes = 0
                     deadline = loop.time() + limits.idle_timeout
                     if self._closing:
                         return

@@ -364,3 +364,28 @@ async def test_metrics(serve: Factory) -> None:
     peer.close()
     await wait_until(lambda: server.connections == 0)
     assert registry.get_sample_value("logship_lumberjack_connections") == 0
+
+
+async def test_window_bytes_limit_bounds_a_window_of_many_frames(
+    serve: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    server, handler = await serve(limits=ServerLimits(max_window_bytes=1000, idle_timeout=5.0))
+    peer = await Peer.connect(server)
+    await peer.send(encode_window([b'{"m":"' + b"x" * 190 + b'"}'] * 10))  # each frame small, sum 2000
+    assert await peer.closed_by_server()
+    assert "exceed max_window_bytes 1000" in caplog.text
+    assert handler.batches == []
+    await assert_others_unaffected(server, handler)
+
+
+async def test_connections_over_the_limit_are_refused(serve: Factory, caplog: pytest.LogCaptureFixture) -> None:
+    server, handler = await serve(limits=ServerLimits(max_connections=2, idle_timeout=5.0))
+    first, second = await Peer.connect(server), await Peer.connect(server)
+    await wait_until(lambda: server.connections == 2)
+    third = await Peer.connect(server)
+    assert await third.closed_by_server()
+    assert "already 2 connections (max_connections)" in caplog.text
+    first.close()
+    await wait_until(lambda: server.connections == 1)
+    await assert_others_unaffected(server, handler)
+    second.close()
