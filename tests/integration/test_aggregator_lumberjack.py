@@ -127,3 +127,57 @@ async def test_readyz_fails_when_opensearch_does_not_answer(tmp_path: Path) -> N
     finally:
         await agg.ops.close()
         await agg.sink.close()
+
+
+async def test_mtls_listener_accepts_only_clients_with_a_certificate(
+    opensearch_url: str, index_prefix: str, tmp_path: Path, os_client: AsyncOpenSearch
+) -> None:
+    import ssl
+
+    import trustme
+
+    from logship.tls import TLSSettings, client_context
+
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1")
+    client_cert = ca.issue_cert("shipper-1")
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    server.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+    client_cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "client.pem"))
+    tls = {
+        "enabled": True,
+        "ca_file": str(tmp_path / "ca.pem"),
+        "cert_file": str(tmp_path / "server.pem"),
+        "key_file": str(tmp_path / "server.pem"),
+        "require_client_cert": True,
+    }
+    cfg = make_config(opensearch_url, index_prefix, tmp_path, listen={"host": "127.0.0.1", "port": 0, "tls": tls})
+    agg = Aggregator(cfg)
+    await agg.start(setup_indices=False)
+    try:
+        good_ctx = client_context(
+            TLSSettings(
+                enabled=True,
+                ca_file=str(tmp_path / "ca.pem"),
+                cert_file=str(tmp_path / "client.pem"),
+                key_file=str(tmp_path / "client.pem"),
+            )
+        )
+        good = LumberjackClient([f"127.0.0.1:{agg.server.port}"], ssl=good_ctx, compression_level=3, timeout=10)
+        await asyncio.wait_for(good.send(window(1, 0, 50)), 30)
+        await good.close()
+        assert await counts(os_client, index_prefix) == {
+            f"{index_prefix}containers-2026.02.01": 25,
+            f"{index_prefix}app-2026.02.01": 25,
+        }
+        # without a client certificate the handshake fails: nothing is accepted
+        no_cert = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            reader, writer = await asyncio.open_connection("127.0.0.1", agg.server.port, ssl=no_cert)
+            writer.write(b"2W\x00\x00\x00\x01")
+            await writer.drain()
+            if not await asyncio.wait_for(reader.read(1), 10):
+                raise ConnectionError("closed by the server")
+        assert agg.metrics.events_in._value.get() == 50
+    finally:
+        await agg.shutdown()
