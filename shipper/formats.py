@@ -191,16 +191,17 @@ class DockerDecoder(_Merging):
         append = out.append
         loads = orjson.loads
         quarter = self._max // 4  # a str of this many characters has at most max_event_bytes bytes
+        pending = self._pending  # the same dict throughout: pieces are added to and popped from it
+        end = self._last_end
         for line in lines:
             offset, end, data, truncated = line
-            self._last_end = end
             try:
                 obj = loads(data)
             except orjson.JSONDecodeError:
                 self._general(line, None, out)
                 continue
             # hot path: a whole, valid, short line while no split line waits
-            if type(obj) is dict and not truncated and not self._pending:
+            if type(obj) is dict and not truncated and not pending:
                 text = obj.get("log")
                 if type(text) is str and text[-1:] == "\n" and text[-2:] != "\r\n" and len(text) <= quarter:
                     t = obj.get("time")
@@ -214,6 +215,7 @@ class DockerDecoder(_Merging):
                     append(_new(Record, (offset, end, end, text[:-1], stream, ts, ())))
                     continue
             self._general(line, obj, out)
+        self._last_end = end
         return out
 
     def _general(self, line: Line, obj: object, out: list[Record]) -> None:

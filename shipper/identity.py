@@ -8,7 +8,8 @@ harvester detects separately).
 
 Event ids must not change when the fingerprint grows, or a replay after a crash would duplicate: the
 id of an event starting at offset O uses the first min(O + 1, FINGERPRINT_BYTES) bytes (the file has at
-least those when the event is read), which are the same whenever that event is read again. The id
+least those when the event is read), which are the same whenever that event is read again; the event
+at offset 0 uses the file's whole first line (capped at FINGERPRINT_BYTES), read before it exists. The id
 depends on the start offset only, so a multi-line event replayed with more lines overwrites the
 shorter one instead of duplicating it.
 """
@@ -73,5 +74,12 @@ class FileIdentity:
         """Deterministic id of the event that starts at `offset`."""
         seed = self._full_seed if offset >= FINGERPRINT_BYTES - 1 else None
         if seed is None:
-            seed = self._seed(self.head[: offset + 1])
+            n = offset + 1
+            if offset == 0:
+                # The first byte alone is the same in every file of a format ('{' for Docker), so a new
+                # file on a reused inode would get its first event's id from the old file and OpenSearch
+                # would drop it as a duplicate. The whole first line is read before its event exists.
+                nl = self.head.find(b"\n")
+                n = nl + 1 if nl >= 0 else len(self.head)
+            seed = self._seed(self.head[:n])
         return xxhash.xxh3_128_hexdigest(seed + offset.to_bytes(8, "big"))
