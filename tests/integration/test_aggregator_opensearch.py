@@ -221,3 +221,56 @@ def test_template_body_default_pattern() -> None:
     assert _patterns(cfg) == ["logstash-logs-*"]
     body = template_body(["logstash-logs-*"], 1, 1)
     assert body["index_patterns"] == ["logstash-logs-*"]
+
+
+async def test_item_429_retried_alone_until_accepted(
+    opensearch_url: str, index_prefix: str, tmp_path: Path, os_client: AsyncOpenSearch
+) -> None:
+    """A read-only-allow-delete block (what OpenSearch sets at the disk flood stage) answers 429 per
+    item: those items are resent (and only those) until the block goes; the window waits meanwhile."""
+    blocked = f"{index_prefix}app-2026.03.04"
+    await os_client.indices.create(index=blocked, body={"settings": {"number_of_replicas": 0}})
+    await os_client.indices.put_settings(index=blocked, body={"index.blocks.read_only_allow_delete": True})
+    agg = Aggregator(make_config(opensearch_url, index_prefix, tmp_path))
+    agg.pipeline.start()
+    events = [event(i, "2026-03-04T10:00:00Z", ["app"]) for i in range(30)]
+    events += [event(100 + i, "2026-03-04T10:00:00Z", ["containers"]) for i in range(20)]
+    window = asyncio.create_task(agg.pipeline.submit(events))
+    await asyncio.sleep(2.0)
+    assert not window.done()  # not acknowledged while 30 events wait
+    assert await counts(os_client, index_prefix) == {blocked: 0, f"{index_prefix}containers-2026.03.04": 20}
+    assert agg.metrics.retried.labels("429")._value.get() >= 30
+    await os_client.indices.put_settings(index=blocked, body={"index.blocks.read_only_allow_delete": None})
+    await asyncio.wait_for(window, 30)
+    assert await counts(os_client, index_prefix) == {blocked: 30, f"{index_prefix}containers-2026.03.04": 20}
+    assert agg.metrics.indexed._value.get() == 50
+    assert agg.metrics.duplicates._value.get() == 0  # the 20 accepted events were never resent
+    await agg.pipeline.close(5)
+    await agg.sink.close()
+
+
+async def test_gzip_bodies(opensearch_url: str, index_prefix: str, tmp_path: Path, os_client: AsyncOpenSearch) -> None:
+    agg = Aggregator(make_config(opensearch_url, index_prefix, tmp_path, bulk={"gzip": True, "max_docs": 5000}))
+    agg.pipeline.start()
+    big = "y" * 200
+    await agg.pipeline.submit([event(i, "2026-03-05T10:00:00Z", ["app"], text=big) for i in range(2000)])
+    assert await counts(os_client, index_prefix) == {f"{index_prefix}app-2026.03.05": 2000}
+    await agg.pipeline.close(5)
+    await agg.sink.close()
+
+
+async def test_ism_policy_or_a_clear_warning(
+    opensearch_url: str, index_prefix: str, os_client: AsyncOpenSearch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from aggregator.template import has_ism, install_ism_policy
+
+    name = f"{index_prefix}retention"
+    installed = await install_ism_policy(os_client, name, [f"{index_prefix}*"], 30 * 86400)
+    if await has_ism(os_client):
+        assert installed
+        policy = await os_client.transport.perform_request("GET", f"/_plugins/_ism/policies/{name}")
+        assert policy["policy"]["states"][0]["transitions"][0]["conditions"]["min_index_age"] == "720h"
+        await os_client.transport.perform_request("DELETE", f"/_plugins/_ism/policies/{name}")
+    else:  # the integration-test distribution has no ISM plugin
+        assert installed is False
+        assert "will NOT be deleted automatically" in caplog.text
