@@ -24,7 +24,7 @@ from pathlib import Path
 import orjson
 
 from logship.lumberjack.codec import DataFrame, Decoder, encode_window
-from logship.lumberjack.server import decode_event
+from logship.lumberjack.server import decode_events
 
 EVENT_BYTES = 256
 READ_CHUNK = 64 * 1024
@@ -95,10 +95,9 @@ def bench(events: list[bytes], window: int, level: int, repeat: int) -> dict[str
         dec = Decoder(max_window_size=max(window, 16384))
         n = 0
         for chunk in chunks:
-            for frame in dec.feed(chunk):
-                if type(frame) is DataFrame:
-                    decode_event(frame.payload)
-                    n += 1
+            payloads = [f.payload for f in dec.feed(chunk) if type(f) is DataFrame]
+            events, _ = decode_events(payloads)
+            n += len(events)
         return n
 
     enc_s, enc_n = best_of(repeat, encode)

@@ -51,19 +51,33 @@ class Batch:
 BatchHandler = Callable[[Batch], Awaitable[None]]
 
 
+MALFORMED_FLAG = "malformed_json"
+
+
+def _as_text(payload: bytes) -> dict[str, Any]:
+    return {"message": payload.decode("utf-8", errors="replace"), "log": {"flags": [MALFORMED_FLAG]}}
+
+
 def decode_event(payload: bytes) -> dict[str, Any]:
     """A J payload as an event; anything but a JSON object is kept as text with a flag, never dropped."""
-    try:
-        event = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        event = None
-    if isinstance(event, dict):
-        return event
-    log.warning("event is not a JSON object; delivering it as text flagged malformed_json")
-    return {
-        "message": payload.decode("utf-8", errors="replace"),
-        "log": {"flags": ["malformed_json"]},
-    }
+    return decode_events([payload])[0][0]
+
+
+def decode_events(payloads: list[bytes]) -> tuple[list[dict[str, Any]], int]:
+    """The window's events, and how many of them were not JSON objects (kept as flagged text)."""
+    events: list[dict[str, Any]] = []
+    malformed = 0
+    loads = orjson.loads
+    for payload in payloads:
+        try:
+            event = loads(payload)
+        except orjson.JSONDecodeError:
+            event = None
+        if type(event) is not dict:
+            event = _as_text(payload)
+            malformed += 1
+        events.append(event)
+    return events, malformed
 
 
 class _Metrics:
@@ -169,9 +183,7 @@ class LumberjackServer:
             writer.close()
             return
         if self.limits.max_connections and len(self._tasks) >= self.limits.max_connections:
-            log.warning(
-                "refusing connection from %s: already %d connections (max_connections)", peer, len(self._tasks)
-            )
+            log.warning("refusing connection from %s: already %d connections (max_connections)", peer, len(self._tasks))
             if self._metrics.enabled:
                 self._metrics.errors.labels("too_many_connections").inc()
             writer.close()
@@ -278,7 +290,17 @@ class LumberjackServer:
         last_seq: int,
     ) -> None:
         limits = self.limits
-        batch = Batch(events=[decode_event(p) for p in payloads], peer=peer)
+        events, malformed = decode_events(payloads)
+        if malformed:
+            # One line per window, not per event: a misconfigured sender must not flood the log.
+            log.warning(
+                "%d of %d event(s) from %s are not JSON objects; delivered as text flagged %s",
+                malformed,
+                len(events),
+                peer,
+                MALFORMED_FLAG,
+            )
+        batch = Batch(events=events, peer=peer)
         if self._metrics.enabled:
             self._metrics.windows.inc()
             self._metrics.events.inc(len(payloads))

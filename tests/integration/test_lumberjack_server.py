@@ -159,7 +159,8 @@ async def test_malformed_json_is_delivered_flagged_not_dropped(
         {"message": "[1,2]", "log": {"flags": ["malformed_json"]}},
         {"ok": 2},
     ]
-    assert "malformed_json" in caplog.text
+    assert "2 of 4 event(s) from 127.0.0.1:" in caplog.text
+    assert "flagged malformed_json" in caplog.text
     peer.close()
 
 
