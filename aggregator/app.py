@@ -98,9 +98,12 @@ class Aggregator:
         )
         self.ops = OpsServer(self.metrics.registry, host=cfg.http.host, port=cfg.http.port, ready=self.ready)
         self._ready_cache: tuple[float, bool, str] = (0.0, False, "starting")
+        self.accepting = False  # the lumberjack listener is up
 
     async def ready(self) -> tuple[bool, str]:
         """Ready when OpenSearch answers (cached for 2 s so probes do not hammer it)."""
+        if not self.accepting:
+            return False, "starting: waiting for OpenSearch to install the index template"
         if self.client is None:
             return True, "ok (no OpenSearch: blackhole sink)"
         now = time.monotonic()
@@ -121,11 +124,13 @@ class Aggregator:
             await _setup_indices(self.client, self.cfg, self.redact)
         self.pipeline.start()
         await self.server.start()
+        self.accepting = True
 
     async def shutdown(self) -> bool:
         """Stop accepting, flush, ack, close; True if every received event was settled in time."""
         deadline = time.monotonic() + self.cfg.shutdown_timeout
         log.info("shutting down: no new connections; flushing %d queued events", self.pipeline.outstanding)
+        self.accepting = False
         await self.server.stop_accepting()
         self.pipeline.sender.drain()
         await self.server.close(max(0.1, deadline - time.monotonic()))

@@ -115,18 +115,34 @@ async def test_full_queue_stops_reading_until_room(
 
 async def test_readyz_fails_when_opensearch_does_not_answer(tmp_path: Path) -> None:
     cfg = make_config(
-        "http://127.0.0.1:9", "t-none-", tmp_path, opensearch={"hosts": ["http://127.0.0.1:9"], "timeout": "2s"}
+        "http://127.0.0.1:9",
+        "t-none-",
+        tmp_path,
+        opensearch={"hosts": ["http://127.0.0.1:9"], "timeout": "2s"},
+        template={"install": True, "name": "t-none-tmpl"},
     )
     agg = Aggregator(cfg)
-    await agg.ops.start()
+    starting = asyncio.create_task(agg.start())  # retries the index template until OpenSearch answers
     try:
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if agg.ops.port:
+                break
+        status, body = await http_get(f"http://127.0.0.1:{agg.ops.port}/readyz")
+        assert status == 503 and b"starting" in body  # alive, not ready: no listener yet
+        assert (await http_get(f"http://127.0.0.1:{agg.ops.port}/healthz"))[0] == 200
+        assert not starting.done()
+        starting.cancel()
+        await agg.pipeline.sender.stop()
+        agg.pipeline.start()
+        await agg.server.start()
+        agg.accepting = True
         status, body = await http_get(f"http://127.0.0.1:{agg.ops.port}/readyz")
         assert status == 503
         assert b"OpenSearch does not answer" in body
-        assert (await http_get(f"http://127.0.0.1:{agg.ops.port}/healthz"))[0] == 200
     finally:
-        await agg.ops.close()
-        await agg.sink.close()
+        starting.cancel()
+        await agg.shutdown()
 
 
 async def test_mtls_listener_accepts_only_clients_with_a_certificate(
