@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from logship.demo import search
 from tests.faults.pki import CA
+from tests.faults.rig import Rig
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAIN_SCRIPT = ROOT / "scripts" / "opensearch.sh"
@@ -121,3 +123,16 @@ def private_opensearch() -> Iterator[PlainNode]:
         yield node
     finally:
         subprocess.run([str(PLAIN_SCRIPT), "stop", "--name", name], capture_output=True, timeout=120)
+
+
+@pytest.fixture
+def rig(tmp_path: Path, opensearch_url: str, index_prefix: str) -> Iterator[Rig]:
+    r = Rig(tmp_path, opensearch_url, index_prefix)
+    try:
+        yield r
+    finally:
+        r.close()
+        try:
+            search.request(f"{opensearch_url}/_index_template/{index_prefix}logstash-logs", "DELETE")
+        except (search.SearchError, OSError):
+            pass
