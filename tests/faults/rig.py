@@ -33,6 +33,7 @@ RUN_S = float(os.environ.get("LOGSHIP_FAULT_RUN_S", "12"))
 RATE = float(os.environ.get("LOGSHIP_FAULT_RATE", "400"))
 # the soak stretches the wait for the last documents with the outage
 SETTLE_S = 90.0 + 2 * OUTAGE_S
+APP_TIMESTAMP = r"^(?P<ts>\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)"
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -97,7 +98,7 @@ class Rig:
                     "paths": [str(self.root / "app/logs/log-*.log")],
                     "multiline": {"start_pattern": r"^\d{4}-\d{2}-\d{2}[ T]", "max_lines": 500, "timeout": "500ms"},
                     "timestamp": {
-                        "pattern": r"^(?P<ts>\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)",
+                        "pattern": APP_TIMESTAMP,
                         "timezone": "UTC",
                     },
                 },
