@@ -118,7 +118,7 @@ class HttpConfig(StrictModel):
 
 
 class ShipperConfig(StrictModel):
-    name: str = ""
+    name: str | None = None  # `name: ${NODE_NAME:}` with NODE_NAME unset is YAML null
     inputs: list[InputConfig] = Field(default_factory=lambda: [InputConfig(type="containers"), InputConfig(type="app")])
     sidecar: bool = False
     max_event_bytes: ByteSize = Field(1024 * 1024, ge=1024)
