@@ -136,10 +136,15 @@ def load_main(port: int, run: str, events: int, connections: int, window: int) -
             finally:
                 await client.close()
 
-        t0 = time.monotonic()
+        t0, c0 = time.monotonic(), time.process_time()
         await asyncio.gather(*(connection() for _ in range(connections)))
         seconds = time.monotonic() - t0
-        return {"events": acked, "seconds": round(seconds, 3), "events_per_s": round(acked / seconds)}
+        return {
+            "events": acked,
+            "seconds": round(seconds, 3),
+            "events_per_s": round(acked / seconds),
+            "cpu_seconds": round(time.process_time() - c0, 2),
+        }
 
     sys.stdout.write(json.dumps(uvloop.run(main())) + "\n")
     return 0
@@ -262,6 +267,7 @@ def run_aggregator(url: str, prefix: str, run: str, a: argparse.Namespace, workd
         "seconds": result["seconds"],
         "docs_per_s": result["events_per_s"],
         "aggregator_exit": rc,
+        "load_client_cpu_seconds": result["cpu_seconds"],
         "aggregator_cpu_seconds": round(cpu, 2),
         "aggregator_cpu_per_event_us": round(cpu / max(1, result["events"]) * 1e6, 2),
         "aggregator_rss_idle_mib": round(idle_rss / 2**20, 1),
