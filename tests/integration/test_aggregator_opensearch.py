@@ -274,3 +274,23 @@ async def test_ism_policy_or_a_clear_warning(
     else:  # the integration-test distribution has no ISM plugin
         assert installed is False
         assert "will NOT be deleted automatically" in caplog.text
+
+
+async def test_several_hosts_one_down(
+    opensearch_url: str, index_prefix: str, tmp_path: Path, os_client: AsyncOpenSearch
+) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    cfg = make_config(opensearch_url, index_prefix, tmp_path, opensearch={"hosts": [dead, opensearch_url]})
+    agg = Aggregator(cfg)
+    agg.pipeline.start()
+    for w in range(4):
+        await asyncio.wait_for(
+            agg.pipeline.submit([event(w * 100 + i, "2026-03-06T10:00:00Z", ["app"]) for i in range(100)]), 30
+        )
+    assert await counts(os_client, index_prefix) == {f"{index_prefix}app-2026.03.06": 400}
+    await agg.pipeline.close(5)
+    await agg.sink.close()
