@@ -193,6 +193,10 @@ class LumberjackClient:
                 failed: BaseException | None = None
             except (OSError, TimeoutError, ProtocolError, ssl_module.SSLError, EOFError) as exc:
                 failed = exc
+            except Exception as exc:
+                # A bug must not kill the worker and leave senders waiting forever: log, resend.
+                log.exception("unexpected error on the connection to %s:%d", host, port)
+                failed = exc
             finally:
                 self._connected.discard(n)
                 writer.close()
