@@ -73,10 +73,10 @@ def _bad_version(v: int) -> ProtocolError:
             "unsupported protocol version '1' (Lumberjack v1); configure the sender for Beats protocol v2",
             "unsupported_version",
         )
-    return ProtocolError(
-        f"invalid protocol version byte {_type_name(v)} (expected '2'); not a Lumberjack v2 stream",
-        "bad_version",
-    )
+    hint = "not a Lumberjack v2 stream"
+    if v == 0x16:  # a TLS record header: the handshake of a client configured for TLS
+        hint = "looks like a TLS handshake: enable tls on this listener or disable it on the sender"
+    return ProtocolError(f"invalid protocol version byte {_type_name(v)} (expected '2'); {hint}", "bad_version")
 
 
 class Decoder:

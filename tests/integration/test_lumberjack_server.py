@@ -222,7 +222,7 @@ BAD_INPUT = {
     "frame_too_large": (b"2W\x00\x00\x00\x01" + b"2J" + struct.pack(">II", 1, 2 << 20), "exceeds max_frame_bytes"),
     "window_too_large": (b"2W" + struct.pack(">I", 1001), "exceeds max_window_size 1000"),
     "decompressed_too_large": (zip_bomb(8 << 20), "max_decompressed_bytes"),
-    "bad_version": (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(40), "invalid protocol version"),
+    "bad_version": (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(40), "looks like a TLS handshake"),
     "unsupported_version": (b"1W\x00\x00\x00\x01", "unsupported protocol version '1'"),
     "unknown_frame": (b"2Z\x00\x00\x00\x00", "unknown frame type 'Z'"),
     "unexpected_frame": (b"2J" + struct.pack(">II", 1, 2) + b"{}", "data frame outside a window"),

@@ -91,6 +91,8 @@ def test_rejects_a_wrong_version_byte() -> None:
     with pytest.raises(ProtocolError, match=r"invalid protocol version byte 'G'") as err:
         Decoder().feed(b"GET / HTTP/1.1\r\n")
     assert err.value.reason == "bad_version"
+    with pytest.raises(ProtocolError, match="looks like a TLS handshake"):
+        Decoder().feed(b"\x16\x03\x01\x00\xa5")
 
 
 @pytest.mark.parametrize("ftype", [b"X", b"\x00", b"D", b"A"])
