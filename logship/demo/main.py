@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     gen_thread: threading.Thread | None = None
     failed = True
     try:
-        url = node.ensure()
+        url = node.ensure(stop.event)
         if stop.event.is_set():
             return 130
         root, data = work / "node", work / "data"
@@ -185,10 +185,10 @@ def run(args: argparse.Namespace) -> int:
         while not stop.event.is_set() and (args.duration <= 0 or time.monotonic() - t0 < args.duration):
             for s in services:
                 s.check_alive()
-            progress.show(
-                gen.stats.events, shipper.metrics(), aggregator.metrics(), search.counts_per_index(url, pattern, query)
-            )
-            _sleep(stop.event, 1.0)  # fmt: skip
+            shipped, indexed = shipper.metrics(), aggregator.metrics()
+            counts = search.counts_per_index(url, pattern, query)
+            progress.show(gen.stats.events, shipped, indexed, counts)  # written read last: never below shipped
+            _sleep(stop.event, 1.0)
         gen_stop.set()
         gen_thread.join(30)
         manifest = result["manifest"]
@@ -244,7 +244,7 @@ def run(args: argparse.Namespace) -> int:
                 f"stop it with scripts/opensearch.sh stop --name {node.name}",
                 file=sys.stderr,
             )
-        if args.keep or failed:
+        if args.keep or (failed and services):  # a failed run keeps its process logs for a look
             print(f"demo: logs and data kept in {work}", file=sys.stderr)
         else:
             shutil.rmtree(work, ignore_errors=True)

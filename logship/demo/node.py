@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 
 from logship.demo.pipeline import REPO, http_get
 
@@ -24,7 +28,7 @@ class DemoNode:
             [str(SCRIPT), *args, "--name", self.name], stdout=subprocess.PIPE, stderr=None, text=True, check=False
         )
 
-    def ensure(self) -> str:
+    def ensure(self, stop: threading.Event | None = None) -> str:
         if self.url:
             try:
                 status, _ = http_get(self.url, timeout=5)
@@ -43,13 +47,21 @@ class DemoNode:
             file=sys.stderr,
         )
         self.started = True  # before the call: an interrupted start must still be stopped
-        proc = subprocess.run(
+        # its own session: a Ctrl-C in the terminal must not reach the node (it would shut down mid-demo)
+        proc = subprocess.Popen(
             [str(SCRIPT), "start", "--name", self.name, "--port", str(self.port), "--fresh"],
-            stdout=subprocess.PIPE, stderr=None, text=True, check=False,
+            stdout=subprocess.PIPE, stderr=None, text=True, start_new_session=True,
         )  # fmt: skip
-        if proc.returncode != 0:
+        while proc.poll() is None:
+            if stop is not None and stop.is_set():
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(30)
+                raise KeyboardInterrupt
+            time.sleep(0.2)
+        out = proc.stdout.read() if proc.stdout else ""
+        if proc.returncode != 0 or not out.strip():
             raise RuntimeError("scripts/opensearch.sh could not start OpenSearch (see the messages above)")
-        self.url = proc.stdout.strip().splitlines()[-1]
+        self.url = out.strip().splitlines()[-1]
         return self.url
 
     def stop(self) -> None:

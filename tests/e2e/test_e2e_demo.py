@@ -108,7 +108,7 @@ def test_demo_second_ctrl_c_stops_at_once_and_still_cleans_up(demo_env: dict[str
     subprocess.run(["rm", "-rf", work.group(1)], check=False)
 
 
-def test_demo_starts_and_stops_its_own_opensearch(index_prefix: str) -> None:
+def test_demo_starts_and_stops_its_own_opensearch() -> None:
     """The fresh-machine path: no OPENSEARCH_URL, the demo runs scripts/opensearch.sh itself."""
     name, port = "demo-e2e", 9241
     script = ROOT / "scripts" / "opensearch.sh"
