@@ -16,8 +16,6 @@ import pytest
 from logship.demo import search
 from logship.demo.pipeline import LOCAL_CONFIGS, Service, free_port, local_env
 
-pytestmark = pytest.mark.e2e
-
 
 @dataclass
 class Pipeline:
