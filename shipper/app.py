@@ -19,10 +19,10 @@ from collections.abc import Iterator, Sequence
 import uvloop
 
 from logship.lumberjack.client import LumberjackClient, parse_host
+from logship.ops import OpsServer
 from logship.tls import client_context
 from shipper.config import ShipperConfig
 from shipper.harvester import Batch, Harvester
-from shipper.http import OpsHTTPServer
 from shipper.metrics import ShipperMetrics
 from shipper.pipeline import Publisher, SendFn, WindowAssembler
 from shipper.registry import CorruptRegistry, RegistryFile
@@ -77,7 +77,7 @@ class Shipper:
         self._registry_ok = True
         self._registry_error = ""
         self._last_connected = time.monotonic()
-        self.ops: OpsHTTPServer | None = None
+        self.ops: OpsServer | None = None
         self._acked_total = 0
 
     # -- probes and metrics --------------------------------------------------------------------
@@ -108,7 +108,7 @@ class Shipper:
         self._wake.set()
 
     async def run(self, ops_port: int | None = None) -> int:
-        self.ops = OpsHTTPServer(
+        self.ops = OpsServer(
             self.metrics.registry,
             host=self.cfg.http.host,
             port=self.cfg.http.port if ops_port is None else ops_port,

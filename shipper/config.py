@@ -96,7 +96,7 @@ class OutputConfig(StrictModel):
     hosts: list[str] = Field(default_factory=lambda: ["logship-aggregator:5044"], min_length=1)
     loadbalance: bool = False
     window_size: int = Field(2048, ge=1)
-    max_pending_windows: int = Field(4, ge=1)
+    max_pending_windows: int = Field(2, ge=1)
     compression_level: int = Field(3, ge=0, le=9)
     timeout: Duration = 30.0
     backoff: BackoffConfig = Field(default_factory=BackoffConfig)
