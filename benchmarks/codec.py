@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "lumberjack-codec",
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": "python -m benchmarks.codec " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": " ".join(["python -m benchmarks.codec", *(argv if argv is not None else sys.argv[1:])]),
         "python": platform.python_version(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "params": {"events": args.events, "event_bytes": EVENT_BYTES, "window": args.window, "repeat": args.repeat},
