@@ -56,17 +56,17 @@ class Filler:
             words.append(w)
             length += len(w) + 1
         self._block = " ".join(words)
+        self._doubled = self._block + self._block  # a slice from any start has up to len(block) characters
         self._rng = rng
 
     def text(self, length: int) -> str:
         if length <= 0:
             return ""
-        block = self._block
-        if length > len(block):
-            block = block * (length // len(block) + 1)
         start = self._rng.randrange(0, len(self._block))
-        doubled = block + block  # a slice from any start always has `length` characters
-        return doubled[start : start + length]
+        if length <= len(self._block):
+            return self._doubled[start : start + length]
+        tiled = self._block * (length // len(self._block) + 2)
+        return tiled[start : start + length]
 
 
 def container_message(run: str, source: str, seq: int, size: int, filler: Filler) -> str:

@@ -8,6 +8,7 @@ The decoders exist so tests can prove the generated files parse back to the exac
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,18 +21,26 @@ FORMATS = (DOCKER, CRI)
 RUNTIME_SPLIT_BYTES = 16 * 1024  # dockerd and containerd both cut lines at 16 KiB
 
 
+@functools.lru_cache(maxsize=64)
+def _utc_seconds(seconds: int, fmt: str) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime(fmt)  # cached: many lines share a second
+
+
 def rfc3339_nano(ts_ns: int) -> str:
     """`2026-11-26T21:34:15.123456789Z`, the timestamp both runtimes write."""
     seconds, nanos = divmod(ts_ns, 1_000_000_000)
-    base = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{base}.{nanos:09d}Z"
+    return f"{_utc_seconds(seconds, '%Y-%m-%dT%H:%M:%S')}.{nanos:09d}Z"
 
 
 def app_timestamp(ts_ns: int) -> str:
     """`2026-11-26 21:34:15.123`, a typical Java logback pattern (UTC, milliseconds)."""
     seconds, nanos = divmod(ts_ns, 1_000_000_000)
-    base = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
-    return f"{base}.{nanos // 1_000_000:03d}"
+    return f"{_utc_seconds(seconds, '%Y-%m-%d %H:%M:%S')}.{nanos // 1_000_000:03d}"
+
+
+def utc_date(ts_ns: int, fmt: str = "%Y.%m.%d") -> str:
+    """The UTC date of a timestamp, e.g. the date part of a daily index name."""
+    return _utc_seconds(ts_ns // 1_000_000_000, fmt)
 
 
 def _chunks(data: bytes, size: int) -> list[bytes]:

@@ -101,7 +101,7 @@ class _ContainerSource:
 
 
 def _index_date(ts_ns: int) -> str:
-    return datetime.fromtimestamp(ts_ns / 1e9, tz=UTC).strftime("%Y.%m.%d")
+    return formats.utc_date(ts_ns)
 
 
 def _to_ns(dt: datetime) -> int:
@@ -165,7 +165,7 @@ class Generator:
             self.run_id, self.app_events, formats.app_timestamp(ts_ns), self._size(), frames, self.rng, self.filler
         )
         data = ("\n".join(lines) + "\n").encode("utf-8")
-        self.app.write(datetime.fromtimestamp(ts_ns / 1e9, tz=UTC).strftime("%Y-%m-%d"), data)
+        self.app.write(formats.utc_date(ts_ns, "%Y-%m-%d"), data)
         self.app_events += 1
         self.app_multiline += frames > 0
         self.app_dates[_index_date(ts_ns)] += 1

@@ -47,7 +47,7 @@ def assert_summary(out: str, prefix: str) -> None:
     rows = dict(re.findall(rf"^\s+({re.escape(prefix)}logstash-logs-\S+)\s+([\d,]+)$", out, re.M))
     containers = [k for k in rows if re.fullmatch(rf"{re.escape(prefix)}logstash-logs-containers-{DATE}", k)]
     apps = [k for k in rows if re.fullmatch(rf"{re.escape(prefix)}logstash-logs-app-{DATE}", k)]
-    assert containers and len(apps) == 2, out  # the app log spans two days: two daily app indices
+    assert containers and len(apps) >= 2, out  # the app log spans two days (three across midnight)
     assert all(int(v.replace(",", "")) > 0 for v in rows.values())
     assert "indexed exactly once" in out, out
     assert out.count("a document from") == 2
