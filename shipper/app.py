@@ -288,7 +288,8 @@ class Shipper:
                 if self.client.connected:
                     self._last_connected = now
                 self.metrics.output_connected.set(1 if self.client.connected else 0)
-            if now - last_clean > 60.0:
+            # at least once a minute, and often enough that a short clean_after is honoured
+            if now - last_clean > min(60.0, self.cfg.registry.clean_after):
                 last_clean = now
                 gone = self.checkpoints.clean(time.time(), self.cfg.registry.clean_after)
                 if gone:
