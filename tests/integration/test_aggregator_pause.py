@@ -100,8 +100,10 @@ async def test_opensearch_paused_then_resumed_loses_nothing(private_node: tuple[
 
     try:
         streams = [asyncio.create_task(stream(n)) for n in range(3)]
-        await asyncio.sleep(1.5)
-        assert acked_at, "nothing was acknowledged before the pause"
+        deadline = time.monotonic() + 60  # the first bulk creates the index: slow on a busy machine
+        while len(acked_at) < 6 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert len(acked_at) >= 6, "the stream did not get going before the pause"
 
         os.kill(pid, signal.SIGSTOP)
         paused_at = time.monotonic()
@@ -128,7 +130,7 @@ async def test_opensearch_paused_then_resumed_loses_nothing(private_node: tuple[
         os.kill(pid, signal.SIGCONT)
 
         # Replies already on their way at SIGSTOP may still complete a window in the first moments.
-        during = [t for t in acked_at if paused_at + 1.0 < t < resumed_at]
+        during = [t for t in acked_at if paused_at + 2.0 < t < resumed_at]
         assert during == [], f"{len(during)} windows acked while OpenSearch was frozen"
         keepalives = [seq for t, seq in acks if t < resumed_at]
         assert keepalives and set(keepalives) == {0}, acks
