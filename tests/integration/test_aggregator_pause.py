@@ -84,6 +84,7 @@ async def test_opensearch_paused_then_resumed_loses_nothing(private_node: tuple[
     acked_at: list[float] = []
     sent = 0
     stop_streaming = asyncio.Event()
+    going = asyncio.Event()
 
     async def stream(n: int) -> None:
         nonlocal sent
@@ -93,6 +94,8 @@ async def test_opensearch_paused_then_resumed_loses_nothing(private_node: tuple[
             while not stop_streaming.is_set():
                 await client.send(events(f"s{n}", i, 100))
                 acked_at.append(time.monotonic())
+                if len(acked_at) >= 6:
+                    going.set()
                 sent += 100
                 i += 100
         finally:
@@ -100,10 +103,8 @@ async def test_opensearch_paused_then_resumed_loses_nothing(private_node: tuple[
 
     try:
         streams = [asyncio.create_task(stream(n)) for n in range(3)]
-        deadline = time.monotonic() + 60  # the first bulk creates the index: slow on a busy machine
-        while len(acked_at) < 6 and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-        assert len(acked_at) >= 6, "the stream did not get going before the pause"
+        # the first bulk creates the index: slow on a busy machine
+        await asyncio.wait_for(going.wait(), 60)
 
         os.kill(pid, signal.SIGSTOP)
         paused_at = time.monotonic()
