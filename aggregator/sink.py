@@ -80,6 +80,10 @@ class OpenSearchSink:
 
     async def close(self) -> None:
         await self.client.close()
+        # Transport.close() skips connections currently marked dead; close those too.
+        pool = getattr(self.client.transport, "connection_pool", None)
+        for conn in getattr(pool, "orig_connections", ()):
+            await conn.close()
 
 
 def _request_retryable(status: int) -> bool:
