@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -83,6 +84,13 @@ def test_both_container_formats_long_lines_and_stack_traces(pipeline: Pipeline) 
     assert {d["stream"] for d in docs if "containers" in d["tags"]} == {"stdout", "stderr"}
     offsets = {(d["log"]["file"]["path"], d["log"]["offset"]) for d in docs}
     assert len(offsets) == len(docs)  # without rotation, (file, offset) is unique
+    contents = {path: Path(path).read_bytes() for path, _ in offsets}
+    for d in docs:  # log.offset is where the event's first line starts in its file
+        data, offset = contents[d["log"]["file"]["path"]], d["log"]["offset"]
+        assert offset == 0 or data[offset - 1 : offset] == b"\n"
+        first_line = data[offset : data.index(b"\n", offset)]
+        marker = MARKER_RE.search(d["message"])
+        assert marker is not None and marker.group(0).encode() in first_line
 
 
 @pytest.mark.parametrize(
@@ -92,7 +100,7 @@ def test_both_container_formats_long_lines_and_stack_traces(pipeline: Pipeline) 
         ("kubelet", 0.0),
         # copytruncate loses whatever is written between the copy and the truncation unless the tailer
         # has read it (a known limit of that method): the generator pauses before each rotation.
-        ("copytruncate", 1.5),
+        ("copytruncate", 1.0),
     ],
 )
 def test_rotation_while_shipping(pipeline: Pipeline, style: str, quiet: float) -> None:
@@ -101,7 +109,7 @@ def test_rotation_while_shipping(pipeline: Pipeline, style: str, quiet: float) -
     gen = Generator(
         GenConfig(
             root=pipeline.root, rate=500, duration=6, pods=2, format="mixed", app_share=0.1, rotate=style,
-            rotate_bytes=48 * 1024, rotate_keep=50, rotate_quiet=quiet, seed=21, long_ratio=0.005,
+            rotate_bytes=(96 if quiet else 48) * 1024, rotate_keep=50, rotate_quiet=quiet, seed=21, long_ratio=0.005,
         )
     )  # fmt: skip
     pipeline.start()
