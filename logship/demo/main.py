@@ -136,9 +136,12 @@ def run(args: argparse.Namespace) -> int:
         root, data = work / "node", work / "data"
         root.mkdir()
         data.mkdir()
+        # the usual ports when free (LOGSHIP_PORT etc. override them; 0 = any free port)
         env = local_env(
-            root=root, data=data, opensearch_url=url, lumberjack_port=free_port(5044),
-            shipper_http_port=free_port(5066), aggregator_http_port=free_port(9600), index_prefix=args.index_prefix,
+            root=root, data=data, opensearch_url=url, index_prefix=args.index_prefix,
+            lumberjack_port=free_port(int(_env_float("LOGSHIP_PORT", 5044))),
+            shipper_http_port=free_port(int(_env_float("SHIPPER_HTTP_PORT", 5066))),
+            aggregator_http_port=free_port(int(_env_float("AGGREGATOR_HTTP_PORT", 9600))),
         )  # fmt: skip
         aggregator = Service(
             "aggregator",

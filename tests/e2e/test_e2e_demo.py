@@ -21,11 +21,12 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 DATE = r"\d{4}\.\d{2}\.\d{2}"
+ANY_PORT = {"LOGSHIP_PORT": "0", "SHIPPER_HTTP_PORT": "0", "AGGREGATOR_HTTP_PORT": "0"}  # never collide
 
 
 @pytest.fixture
 def demo_env(opensearch_url: str, index_prefix: str) -> Iterator[dict[str, str]]:
-    env = {**os.environ, "OPENSEARCH_URL": opensearch_url, "INDEX_PREFIX": index_prefix, "RATE": "200"}
+    env = {**os.environ, "OPENSEARCH_URL": opensearch_url, "INDEX_PREFIX": index_prefix, "RATE": "200", **ANY_PORT}
     env.pop("KEEP", None)
     env.pop("KEEP_OPENSEARCH", None)
     yield env
@@ -117,6 +118,7 @@ def test_demo_starts_and_stops_its_own_opensearch() -> None:
         pytest.fail(f"port {port} or {port + 100} is taken; the demo test needs it for its own node")
     env = {k: v for k, v in os.environ.items() if k not in ("OPENSEARCH_URL", "KEEP", "KEEP_OPENSEARCH")}
     env.update(DEMO_OPENSEARCH_NAME=name, DEMO_OPENSEARCH_PORT=str(port), DURATION="5", RATE="200", INDEX_PREFIX="")
+    env.update(ANY_PORT)
     try:
         proc = demo(env)
         out, err = proc.communicate(timeout=400)
