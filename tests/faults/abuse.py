@@ -29,6 +29,7 @@ class Outcome:
     closed_by_server: bool
     seconds: float
     received: bytes
+    local: str = ""  # our "host:port", as the server names this connection in its log
 
     @property
     def acked_seqs(self) -> list[int]:
@@ -46,6 +47,8 @@ async def _until_closed(
 ) -> Outcome:
     received = b""
     closed = False
+    sock = writer.get_extra_info("sockname")
+    local = f"{sock[0]}:{sock[1]}" if isinstance(sock, tuple) else ""
     try:
         async with asyncio.timeout(wait_s):
             while True:
@@ -60,7 +63,7 @@ async def _until_closed(
         closed = True
     finally:
         writer.transport.abort()
-    return Outcome(name, closed, time.monotonic() - t0, received)
+    return Outcome(name, closed, time.monotonic() - t0, received, local)
 
 
 async def send_and_watch(
@@ -140,7 +143,7 @@ def raise_nofile(want: int) -> int:
 
 
 def open_idle(host: str, port: int, count: int) -> list[socket.socket]:
-    """`count` connections that never send a byte (blocking sockets, so the test's loop is free)."""
+    """`count` connections that never send a byte (plain blocking sockets, opened from any thread)."""
     raise_nofile(count + 1024)
     socks = []
     for _ in range(count):
