@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -51,8 +52,12 @@ class Progress:
             f" | acked {_n(_first(shipper, SHIPPER_ACKED))} | indexed {sum(counts.values()):,}"
             f" ({per_index or 'no index yet'})"
         )
-        if self.tty:
-            sys.stderr.write("\r\033[K" + self.line)
+        if self.tty:  # one refreshing line: cut to the terminal's width so it never wraps
+            try:
+                width = os.get_terminal_size(sys.stderr.fileno()).columns - 1
+            except OSError:
+                width = 119
+            sys.stderr.write("\r\033[K" + (self.line if len(self.line) <= width else self.line[: width - 3] + "..."))
             sys.stderr.flush()
         elif time.monotonic() - self.last >= 5.0:
             self.last = time.monotonic()
