@@ -15,6 +15,7 @@ class Profile:
     a_file_counts: tuple[int, ...] = (1, 100, 1000)
     a_compression: tuple[int, ...] = (0, 3)
     a_mib: int = 256  # per file set
+    a_peer_lines: int = 262_144  # Filebeat is timed over this many lines of each set (64 MiB)
     # b: protocol client -> aggregator -> blackhole OpenSearch
     b_events: int = 1_000_000
     b_connections: int = 4

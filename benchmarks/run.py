@@ -8,8 +8,10 @@ Exit status 1 if any case failed (a target being short is a figure, not a failur
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -27,7 +29,7 @@ from benchmarks.cases.common import Context, Peers
 from benchmarks.node import BenchNode, NodeError
 from benchmarks.peers import filebeat, rsyslog
 from benchmarks.procs import ROOT
-from benchmarks.profiles import PROFILES
+from benchmarks.profiles import PROFILES, Profile
 
 CASES: dict[str, tuple[str, Callable[[Context], dict[str, Any]], bool]] = {
     # name: (what, runner, needs the OpenSearch node)
@@ -58,8 +60,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--workdir", type=Path, help="scratch directory (default: a temp dir, removed afterwards)")
     p.add_argument("--profile", type=Path, metavar="DIR", help="run shipper/aggregator under cProfile, profiles in DIR")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting of the mode (see benchmarks/profiles.py), e.g. --set max_pending_windows=16",
+    )
     p.add_argument("--note", default="", help="free text stored with the results (e.g. what else ran)")
     return p.parse_args(argv)
+
+
+def with_overrides(profile: Profile, pairs: list[str]) -> Profile:
+    """The profile with `KEY=VALUE` settings replaced (numbers, booleans, or comma-separated tuples)."""
+    changes: dict[str, Any] = {}
+    known = {f.name: f for f in dataclasses.fields(profile)}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or key not in known or key in ("name", "extra"):
+            raise SystemExit(f"--set {pair}: expected KEY=VALUE with KEY one of {', '.join(sorted(known))}")
+        current = getattr(profile, key)
+        try:
+            if isinstance(current, tuple):
+                changes[key] = tuple(int(x) for x in text.split(","))
+            elif isinstance(current, bool):
+                changes[key] = text.lower() in ("1", "true", "yes")
+            else:
+                changes[key] = type(current)(text)
+        except ValueError:
+            raise SystemExit(f"--set {pair}: {text!r} is not a valid {type(current).__name__}") from None
+    return dataclasses.replace(profile, **changes) if changes else profile
 
 
 def find_peers(mode: str, ctx_say: Callable[[str], None]) -> Peers:
@@ -77,9 +107,17 @@ def find_peers(mode: str, ctx_say: Callable[[str], None]) -> Peers:
     return peers
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    profile = PROFILES[args.mode]
+    # SIGTERM (and SIGINT even when started in the background, where it is ignored) unwind through
+    # every `finally`, so the processes under test and a node this run started are always stopped
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    profile = with_overrides(PROFILES[args.mode], args.set)
     wanted = [c for c in args.cases if c in CASES]
     started = datetime.now(UTC)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")

@@ -25,21 +25,30 @@ from benchmarks.workload import FileSet, prewrite
 PATTERN = "logstash-logs-*"
 
 
+STALL_S = 20.0  # no new document for this long: the agent has delivered all it is going to
+
+
 def watch_count(
     ctx: Context, node: BenchNode, pattern: str, total: int, procs: list[Measured], label: str
-) -> tuple[list[tuple[float, int]], float]:
-    """(timeline of (seconds since start, count), seconds to the last document)."""
+) -> tuple[list[tuple[float, int]], float, int]:
+    """(timeline of (seconds since start, count), seconds to the last new document, final count).
+
+    Stops at `total`, or when the count has not moved for STALL_S seconds (the caller decides what
+    a shortfall means), or at a deadline."""
     t0 = time.monotonic()
     timeline: list[tuple[float, int]] = []
     progress = Throttle(ctx, "c")
     deadline = t0 + max(180.0, total / 500)
-    n = 0
+    n = last_n = 0
+    last_change = 0.0
     while time.monotonic() < deadline:
         n = node.count(pattern)
         now = time.monotonic() - t0
         timeline.append((now, n))
-        if n >= total:
-            return timeline, now
+        if n != last_n:
+            last_n, last_change = n, now
+        if n >= total or (n > 0 and now - last_change > STALL_S):
+            return timeline, last_change, n
         for p in procs:
             if not p.alive():
                 raise RuntimeError(f"{label}: {p.name} exited: {p.log_tail()}")
@@ -75,7 +84,13 @@ def pipeline(ctx: Context, node: BenchNode, fs: FileSet, agent: str) -> dict[str
         else:
             agent_proc = filebeat.start(ctx, fs.glob, f"127.0.0.1:{port}", work, 0)
         try:
-            timeline, seconds = watch_count(ctx, node, PATTERN, fs.lines, [agg, agent_proc], f"{agent} -> aggregator")
+            timeline, seconds, n = watch_count(
+                ctx, node, PATTERN, fs.lines, [agg, agent_proc], f"{agent} -> aggregator"
+            )
+            if n < fs.lines:
+                raise RuntimeError(
+                    f"{agent} -> aggregator: {n:,} of {fs.lines:,} documents, none new for {STALL_S:.0f} s"
+                )
         finally:
             agent_proc.stop()
         node_cpu = node.cpu_seconds() - node_cpu
@@ -109,19 +124,22 @@ def rsyslog_pipeline(ctx: Context, node: BenchNode, fs: FileSet) -> dict[str, An
     proc = rsyslog.start(ctx.peers.rsyslogd, fs.glob, node.url, work, p.bulk_max_docs, p.bulk_max_bytes)
     node_cpu = node.cpu_seconds()
     try:
-        timeline, seconds = watch_count(ctx, node, index, fs.lines, [proc], "rsyslog")
+        timeline, seconds, _ = watch_count(ctx, node, index, fs.lines, [proc], "rsyslog")
         node_cpu = node.cpu_seconds() - node_cpu
     finally:
         proc.stop()
     final = node.count(index, refresh=True)
     node.delete(index)
+    if final < fs.lines:
+        ctx.say("c", f"rsyslog: {fs.lines - final:,} of {fs.lines:,} lines never reached OpenSearch")
     return {
         "agent": "rsyslog",
         "docs": fs.lines,
         "docs_indexed": final,
+        "docs_missing": fs.lines - final,
         "seconds": round(seconds, 3),
-        "docs_per_s": fs.lines / seconds,
-        "steady_docs_per_s": steady_rate(timeline, fs.lines),
+        "docs_per_s": final / seconds,
+        "steady_docs_per_s": steady_rate(timeline, final),
         "agent_rss_peak_mib": mib(proc.peak_rss()),
         "agent_cpu_s": round(proc.samples[-1].cpu, 2) if proc.samples else None,
         "opensearch_cpu_s": round(node_cpu, 2),

@@ -100,3 +100,16 @@ def test_targets_not_measured_when_case_failed_or_too_small() -> None:
     assert by_name["latency p99 at 10,000 lines/s"]["met"] is None
     assert by_name["shipper RSS at 1,000 files"]["met"] is None
     assert by_name["end to end vs node ceiling"]["met"] is None
+
+
+def test_profile_overrides() -> None:
+    from benchmarks.profiles import PROFILES
+    from benchmarks.run import with_overrides
+
+    p = with_overrides(PROFILES["quick"], ["max_pending_windows=16", "d_rates=500,2000", "e_outage=5"])
+    assert (p.max_pending_windows, p.d_rates, p.e_outage) == (16, (500, 2000), 5.0)
+    assert with_overrides(PROFILES["quick"], []) is PROFILES["quick"]
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        with_overrides(PROFILES["quick"], ["no_such_key=1"])
+    with pytest.raises(SystemExit, match="not a valid int"):
+        with_overrides(PROFILES["quick"], ["window_size=big"])
