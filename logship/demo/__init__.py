@@ -2,5 +2,5 @@
 
 `pipeline` runs the shipper and the aggregator as real processes and reads their metrics;
 `search` asks OpenSearch what arrived; `main` ties them to the log generator, shows progress and
-prints the summary. The end-to-end tests use the same `pipeline` and `search` helpers.
+prints the summary. The end-to-end tests use the same `pipeline`, `search` and `verify` modules.
 """
