@@ -77,6 +77,8 @@ class OpenSearchSink:
             status = exc.status_code if isinstance(exc.status_code, int) else 0
             reason = self.redact(_reason(exc))
             raise SinkError(f"OpenSearch answered {status}: {reason}", status, _request_retryable(status)) from None
+        except Exception as exc:  # e.g. an unreadable response: keep the events and try again
+            raise SinkError(self.redact(f"bulk request failed: {type(exc).__name__}: {exc}"), 0, True) from None
 
     async def close(self) -> None:
         await self.client.close()
@@ -89,7 +91,8 @@ class OpenSearchSink:
 def _request_retryable(status: int) -> bool:
     # 401/403/404 on the whole request are configuration or permission problems the operator can fix
     # without restarting us: keep the events and keep trying. 400/413 mean this body cannot succeed.
-    return status not in (400, 413) and (is_retryable(status) or 400 <= status < 500)
+    # 0 is a failure without a status: retried, never dead-lettered.
+    return status not in (400, 413) and (status == 0 or is_retryable(status) or 400 <= status < 500)
 
 
 def describe(exc: OSConnectionError) -> str:

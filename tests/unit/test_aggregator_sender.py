@@ -108,3 +108,28 @@ async def test_whole_request_400_is_split_until_the_bad_event_is_alone(tmp_path:
     assert metrics.indexed._value.get() == 9
     assert orjson.loads(dlq.path.read_bytes())["event"] == {"k": 7}
     assert [7] in sink.sent
+
+
+async def test_unexpected_failures_and_unknown_statuses_are_retried_not_dead_lettered() -> None:
+    from types import SimpleNamespace
+
+    import pytest
+    from opensearchpy import TransportError
+
+    from aggregator.auth import Redactor
+    from aggregator.sink import OpenSearchSink, _request_retryable
+
+    async def weird(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("response could not be read for pw-secret-1")
+
+    async def no_status(*args: Any, **kwargs: Any) -> Any:
+        raise TransportError("N/A", "odd", None)
+
+    for failure in (weird, no_status):
+        client = SimpleNamespace(transport=SimpleNamespace(perform_request=failure))
+        sink = OpenSearchSink(client, Redactor(["pw-secret-1"]))  # type: ignore[arg-type]
+        with pytest.raises(SinkError) as err:
+            await sink.bulk(b"{}\n{}\n", 1)
+        assert err.value.retryable and err.value.status == 0
+        assert "pw-secret-1" not in str(err.value)
+    assert [s for s in (0, 400, 401, 403, 404, 413, 429, 500, 503) if not _request_retryable(s)] == [400, 413]
