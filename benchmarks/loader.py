@@ -71,6 +71,7 @@ async def ceiling(url: str, bodies: list[tuple[int, bytes]], concurrency: int) -
     done = 0
     errors = 0
     timeline: list[tuple[float, int]] = []
+    latencies: list[float] = []
     headers = {"Content-Type": "application/x-ndjson"}
     endpoint = f"{url}/_bulk?filter_path={FILTER_PATH}"
 
@@ -79,8 +80,10 @@ async def ceiling(url: str, bodies: list[tuple[int, bytes]], concurrency: int) -
         while not queue.empty():
             n, body = queue.get_nowait()
             while True:
+                t_req = time.monotonic()
                 async with session.post(endpoint, data=body, headers=headers) as resp:
                     payload = await resp.read()
+                latencies.append(time.monotonic() - t_req)
                 if resp.status == 429 or resp.status >= 500:
                     await asyncio.sleep(0.5)
                     continue
@@ -103,6 +106,8 @@ async def ceiling(url: str, bodies: list[tuple[int, bytes]], concurrency: int) -
         "seconds": round(elapsed, 3),
         "docs_per_s": total / elapsed if elapsed > 0 else 0.0,
         "steady_docs_per_s": steady_rate([(t - t0, n) for t, n in timeline], total),
+        "avg_docs_per_bulk": total / len(bodies) if bodies else None,
+        "avg_bulk_latency_s": sum(latencies) / len(latencies) if latencies else None,
     }
 
 

@@ -63,6 +63,7 @@ class Measured:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _marks: dict[str, float] = field(default_factory=dict)
+    metrics_port: int | None = None  # its /metrics endpoint, when it has one
 
     def start_sampling(self, interval: float = 0.1) -> None:
         self._ps = psutil.Process(self.popen.pid)

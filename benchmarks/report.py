@@ -133,6 +133,16 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
                 f"{lg['aggregator_cpu_s']} + OpenSearch {lg['opensearch_cpu_s']}; ceiling run = OpenSearch "
                 f"{ce['opensearch_cpu_s']} (+ the loader)"
             )
+        if lg.get("avg_docs_per_bulk") and ce.get("avg_docs_per_bulk"):
+            # average requests in flight = total time spent in requests / wall time
+            lg_busy = lg["bulk_requests"] * lg["avg_bulk_latency_s"] / lg["seconds"]
+            ce_busy = ce["bulk_requests"] * ce["avg_bulk_latency_s"] / ce["seconds"]
+            lines.append(
+                f"  bulks: logship {lg['bulk_requests']:.0f} requests of {lg['avg_docs_per_bulk']:,.0f} docs on "
+                f"average, {lg['avg_bulk_latency_s']:.2f} s each, {lg_busy:.2f} in flight on average; ceiling "
+                f"{ce['bulk_requests']} of {ce['avg_docs_per_bulk']:,.0f} docs, {ce['avg_bulk_latency_s']:.2f} s "
+                f"each, {ce_busy:.2f} in flight"
+            )
         for peer in c.get("peers", []):
             if "error" in peer:
                 lines.append(f"  {peer['agent']:<9} error: {peer['error'][:100]}")

@@ -14,7 +14,16 @@ import asyncio
 import time
 from typing import Any
 
-from benchmarks.cases.common import Context, Throttle, mib, shipping_settings, start_aggregator, start_shipper
+from benchmarks.cases.common import (
+    Context,
+    Throttle,
+    bulk_stats,
+    mib,
+    scrape,
+    shipping_settings,
+    start_aggregator,
+    start_shipper,
+)
 from benchmarks.loader import bulk_bodies, ceiling, steady_rate
 from benchmarks.node import BenchNode
 from benchmarks.peers import filebeat, rsyslog
@@ -94,6 +103,7 @@ def pipeline(ctx: Context, node: BenchNode, fs: FileSet, agent: str) -> dict[str
         finally:
             agent_proc.stop()
         node_cpu = node.cpu_seconds() - node_cpu
+        bulks = bulk_stats(scrape(agg.metrics_port))
     finally:
         agg.stop()
     final = node.count(PATTERN, refresh=True)
@@ -111,6 +121,7 @@ def pipeline(ctx: Context, node: BenchNode, fs: FileSet, agent: str) -> dict[str
         "agent_cpu_s": round(agent_proc.samples[-1].cpu, 2) if agent_proc.samples else None,
         "aggregator_cpu_s": round(agg.samples[-1].cpu, 2) if agg.samples else None,
         "opensearch_cpu_s": round(node_cpu, 2),
+        **bulks,
         "timeline": [(round(t, 2), n) for t, n in timeline],
     }
 

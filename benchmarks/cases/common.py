@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,7 @@ def start_aggregator(
     port = free_port()
     cfg = aggregator_config(ctx.profile, opensearch_url, port, workdir)
     proc = spawn_logship("aggregator", cfg, workdir, name, ctx.profile_dir)
+    proc.metrics_port = cfg["http"]["port"]
     try:
         wait_port(port, 60, proc.popen)
     except (RuntimeError, TimeoutError) as exc:
@@ -131,3 +133,35 @@ def shipping_settings(profile: Profile) -> dict[str, Any]:
 
 def mib(n: float) -> float:
     return round(n / 2**20, 1)
+
+
+def scrape(port: int | None) -> dict[str, float]:
+    """Samples of a process's Prometheus /metrics (name{labels} -> value); empty if unreachable."""
+    if not port:
+        return {}
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return {}
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if "le" in sample.labels:
+                continue
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            out[sample.name + (f"{{{labels}}}" if labels else "")] = sample.value
+    return out
+
+
+def bulk_stats(metrics: dict[str, float]) -> dict[str, float | None]:
+    """Average docs per bulk request and average bulk latency, from the aggregator's histograms."""
+    n = metrics.get("logship_aggregator_bulk_docs_count")
+    lat_n = metrics.get("logship_aggregator_bulk_latency_seconds_count")
+    return {
+        "bulk_requests": n,
+        "avg_docs_per_bulk": metrics["logship_aggregator_bulk_docs_sum"] / n if n else None,
+        "avg_bulk_latency_s": metrics["logship_aggregator_bulk_latency_seconds_sum"] / lat_n if lat_n else None,
+    }
