@@ -230,6 +230,17 @@ class LumberjackClient:
                 ssl_handshake_timeout=self.connect_timeout if self._ssl else None,
             )
 
+    def _closed_before_ack(self, heard: bool) -> str:
+        msg = "connection closed by the server before the ack"
+        if self._ssl is not None and not heard:
+            # Under TLS 1.3 the server judges our certificate after our side of the handshake is done,
+            # and an asyncio server closes without an alert: this is all a refused certificate shows.
+            msg += (
+                " (over TLS this is how a refused client certificate looks: check shipper.output.tls.cert_file"
+                " and key_file against the aggregator's listen.tls.ca_file)"
+            )
+        return msg
+
     async def _session(
         self,
         reader: asyncio.StreamReader,
@@ -241,6 +252,7 @@ class LumberjackClient:
         """Write queued windows and match acks until the connection fails (raises) or idles out (returns)."""
         loop = asyncio.get_running_loop()
         acks = AckDecoder()
+        heard = False  # any byte from the server on this connection
         deadline: float | None = None
         read_task: asyncio.Task[bytes] | None = None
         wake_task: asyncio.Task[bool] | None = None
@@ -275,8 +287,9 @@ class LumberjackClient:
                 read_task = None
                 if not data:
                     if inflight:
-                        raise EOFError("connection closed by the server before the ack")
+                        raise EOFError(self._closed_before_ack(heard))
                     return
+                heard = True
                 for seq in acks.feed(data):
                     if not inflight:
                         if seq == 0:
