@@ -53,7 +53,16 @@ async def _setup_indices(client: AsyncOpenSearch, cfg: AggregatorConfig, redact:
             return
         except (OSConnectionError, TransportError) as exc:
             delay = backoff.next()
-            log.warning("OpenSearch not ready for the index template (%s); retrying in %.1fs", redact(exc), delay)
+            if isinstance(exc, TransportError) and exc.status_code in (401, 403):
+                log.error(
+                    "OpenSearch refused our credentials for the index template (%s): check "
+                    "aggregator.opensearch.username/password (or username_file/password_file, aws_sigv4); "
+                    "retrying in %.1fs",
+                    redact(exc),
+                    delay,
+                )
+            else:
+                log.warning("OpenSearch not ready for the index template (%s); retrying in %.1fs", redact(exc), delay)
             await asyncio.sleep(delay)
 
 
