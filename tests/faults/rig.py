@@ -12,9 +12,13 @@ Durations come from the environment so CI runs short and a soak runs long:
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import ssl
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +27,6 @@ import psutil
 import pytest
 import yaml
 
-from logship.demo import search
 from logship.demo.pipeline import Service, free_port
 from logship.demo.verify import Report, compare
 from logship.loggen import GenConfig, Generator
@@ -62,6 +65,8 @@ class Rig:
         self._gen: threading.Thread | None = None
         self._manifest: dict[str, Any] | None = None
         self._gen_error: BaseException | None = None
+        self._auth_header = ""
+        self._ssl: ssl.SSLContext | None = None
 
     @property
     def pattern(self) -> str:
@@ -169,16 +174,39 @@ class Rig:
         return self._manifest
 
     # -- OpenSearch --------------------------------------------------------------------------------------
+    def use_credentials(self, username: str, password: str, ca_file: Path) -> None:
+        """Query a secured node (HTTPS with this CA, basic auth) from the test side."""
+        token = base64.b64encode(f"{username}:{password}".encode()).decode()
+        self._auth_header = f"Basic {token}"
+        self._ssl = ssl.create_default_context(cafile=str(ca_file))
+
+    def request(self, path: str, method: str = "GET", body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        if self._auth_header:
+            req.add_header("Authorization", self._auth_header)
+        with urllib.request.urlopen(req, timeout=30, context=self._ssl) as resp:
+            return json.loads(resp.read() or b"null")
+
     def count(self) -> int:
+        q = "ignore_unavailable=true&allow_no_indices=true"
         try:
-            search.refresh(self.url, self.pattern)
-            return sum(search.counts_per_index(self.url, self.pattern).values())
-        except (search.SearchError, OSError):
+            self.request(f"/{self.pattern}/_refresh?{q}", "POST")
+            return int(self.request(f"/{self.pattern}/_count?{q}")["count"])
+        except (OSError, ValueError, KeyError):
             return -1  # OpenSearch down or paused (by the test)
 
     def documents(self) -> list[dict[str, Any]]:
-        search.refresh(self.url, self.pattern)
-        return list(search.all_documents(self.url, self.pattern))
+        q = "ignore_unavailable=true&allow_no_indices=true"
+        self.request(f"/{self.pattern}/_refresh?{q}", "POST")
+        body = {"size": 5000, "query": {"match_all": {}}, "sort": ["_doc"]}
+        res = self.request(f"/{self.pattern}/_search?scroll=2m&{q}", "POST", body)
+        out: list[dict[str, Any]] = []
+        while hits := res.get("hits", {}).get("hits", []):
+            out += [{"_index": h["_index"], "_id": h["_id"], **h["_source"]} for h in hits]
+            res = self.request("/_search/scroll", "POST", {"scroll": "2m", "scroll_id": res["_scroll_id"]})
+        return out
 
     def wait_all(self, manifest: dict[str, Any], timeout: float = SETTLE_S) -> Report:
         """Wait until OpenSearch holds as many documents as were written, let late duplicates land, compare."""
