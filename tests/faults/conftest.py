@@ -59,8 +59,16 @@ class SecureNode:
     certs: Path
 
 
+# Other test modules import `secure_opensearch`, which makes pytest create one fixture per importing
+# module: they share the node started first instead of starting one each.
+_SECURE: list[SecureNode] = []
+
+
 @pytest.fixture(scope="session")
 def secure_opensearch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureNode]:
+    if _SECURE:
+        yield _SECURE[0]
+        return
     certs = tmp_path_factory.mktemp("secure-os-certs")
     ca = CA("logship-test")
     ca.write(certs / "ca.pem")
@@ -83,9 +91,11 @@ def secure_opensearch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secu
         "logship",
         env={"OPENSEARCH_SECURE_PASSWORD": password},
     ).splitlines()[-1]
+    _SECURE.append(SecureNode(url, certs / "ca.pem", "logship", password, name, certs))
     try:
-        yield SecureNode(url, certs / "ca.pem", "logship", password, name, certs)
+        yield _SECURE[0]
     finally:
+        _SECURE.clear()
         subprocess.run([str(SECURE_SCRIPT), "purge", "--name", name], capture_output=True, timeout=120)
 
 
