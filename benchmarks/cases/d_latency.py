@@ -9,6 +9,7 @@ aggregator's bulk delay and OpenSearch's 1 s refresh, as a user searching for th
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -64,11 +65,15 @@ def run_rate(ctx: Context, rate: int) -> dict[str, Any]:
         for proc in (load, shipper, agg):
             if proc is not None:
                 proc.stop()
+    manifest = json.loads((root / "loggen-manifest.json").read_text())
     latencies = [poller.seen[s] - t for s, t in writer.written.items() if s in poller.seen]
     stats = percentiles(latencies)
     written = writer.seq
     result = {
         "rate_lines_per_s": rate,
+        # what the generator really wrote (it may fall behind its rate on a busy machine)
+        "load_lines_written": int(manifest["events"]),
+        "load_achieved_lines_per_s": round(int(manifest["events"]) / max(float(manifest["elapsed_s"]), 1e-6)),
         "probes": written,
         "probes_seen": len(latencies),
         "latency_s": {k: round(v, 3) for k, v in stats.items()},
