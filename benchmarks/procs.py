@@ -26,6 +26,21 @@ PYTHON = sys.executable
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def runqueue_wait(pid: int) -> float:
+    """Seconds the threads of `pid` spent waiting on a run queue (0.0 where schedstat is missing).
+
+    /proc/PID/task/TID/schedstat holds: time on CPU, time waiting to run, timeslices (ns). On shared
+    cores this separates "slow because busy" from "slow because another process had the core"."""
+    total = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError, ValueError, IndexError), open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[1])
+    except OSError:
+        return 0.0
+    return total / 1e9
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -49,6 +64,7 @@ class Sample:
     wall: float  # time.time(), to line up with the sinks' clocks
     rss: int
     cpu: float  # user + system seconds so far
+    wait: float  # seconds its threads spent runnable but waiting for a CPU (Linux schedstat)
 
 
 @dataclass
@@ -77,7 +93,8 @@ class Measured:
                 with self._ps.oneshot():
                     rss = self._ps.memory_info().rss
                     t = self._ps.cpu_times()
-                self.samples.append(Sample(time.monotonic(), time.time(), rss, t.user + t.system))
+                wait = runqueue_wait(self._ps.pid)
+                self.samples.append(Sample(time.monotonic(), time.time(), rss, t.user + t.system, wait))
             except psutil.Error:
                 return
             self._stop.wait(interval)
@@ -87,6 +104,14 @@ class Measured:
         assert self._ps is not None
         t = self._ps.cpu_times()
         return float(t.user + t.system)
+
+    def wait_over(self, wall_start: float, wall_end: float) -> float:
+        """Run-queue wait between two wall-clock times: time it was ready to run but had no core."""
+        before = [s for s in self.samples if s.wall <= wall_start]
+        after = [s for s in self.samples if s.wall >= wall_end]
+        start = before[-1].wait if before else 0.0
+        end = after[0].wait if after else (self.samples[-1].wait if self.samples else 0.0)
+        return max(0.0, end - start)
 
     def cpu_over(self, wall_start: float, wall_end: float) -> float:
         """CPU seconds between two wall-clock times, from the samples just outside them (an upper bound

@@ -104,6 +104,7 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
                 f"  {r['lines_per_s']:>10,.0f} lines/s"
                 f"  {r['mib_per_s']:6.1f} MiB/s  {r['cpu_s_per_gib']:6.0f} CPU s/GiB"
                 f" ({r.get('mib_per_cpu_s') or 0:5.1f} MiB per CPU s)  RSS {r['rss_peak_mib']:6.1f} MiB"
+                f"  on CPU {r.get('cpu_utilisation', 0):4.0%}, waiting for one {r.get('runqueue_wait_share', 0):4.0%}"
             )
         for peer in a.get("peers", []):
             mine = _row(a["rows"], files=peer.get("files"), compression_level=peer.get("compression_level"))
@@ -117,7 +118,9 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
             cpu, rss = r["aggregator_cpu_us_per_event"], r["aggregator_rss_peak_mib"]
             lines.append(
                 f"b. aggregator, {what}: {r['events_per_s']:,.0f} events/s, {cpu:.1f} us CPU/event "
-                f"({r.get('events_per_cpu_s') or 0:,.0f} events per CPU s), RSS {rss} MiB"
+                f"({r.get('events_per_cpu_s') or 0:,.0f} events per CPU s), RSS {rss} MiB, on CPU "
+                f"{r.get('aggregator_cpu_utilisation', 0):.0%}, "
+                f"waiting for one {r.get('aggregator_runqueue_wait_share', 0):.0%}"
             )
     c = cases.get("c", {})
     if "logship" in c:

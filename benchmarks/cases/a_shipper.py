@@ -60,6 +60,8 @@ def measure(
         "cpu_s": round(cpu, 3),
         "cpu_s_per_gib": cpu / (nbytes / GIB),
         "cpu_utilisation": cpu / seconds,
+        # share of the run it was ready to run but another process had the core (shared machine)
+        "runqueue_wait_share": proc.wait_over(first, last) / seconds,
         # what one fully available core would do at this CPU cost (the cores here are shared)
         "mib_per_cpu_s": nbytes / 2**20 / cpu if cpu > 0 else None,
         "rss_peak_mib": mib(proc.peak_rss()),

@@ -11,6 +11,7 @@ to its last final ack, so it is what the aggregator finished end to end.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from benchmarks.workload import message_bytes
 def _load(ctx: Context, port: int, agg: Measured, work: Path) -> dict[str, Any]:
     p = ctx.profile
     agg.mark_cpu("start")
+    wall0 = time.time()
     argv = [PYTHON, "-m", "benchmarks.ljload", "--port", str(port), "--events", str(p.b_events),
             "--connections", str(p.b_connections), "--window", str(p.window_size),
             "--message-bytes", str(message_bytes(p.line_bytes)), "--pending", str(p.max_pending_windows)]  # fmt: skip
@@ -34,6 +36,7 @@ def _load(ctx: Context, port: int, agg: Measured, work: Path) -> dict[str, Any]:
     finally:
         sender.stop()
     agg.mark_cpu("end")
+    wall1 = time.time()
     if sender.popen.returncode != 0:
         raise RuntimeError(f"load client failed: {sender.log_tail()}")
     if not agg.alive():
@@ -52,6 +55,8 @@ def _load(ctx: Context, port: int, agg: Measured, work: Path) -> dict[str, Any]:
         # what one fully available core would do at this CPU cost (the cores here are shared)
         "events_per_cpu_s": load["events"] / cpu if cpu > 0 else None,
         "aggregator_rss_peak_mib": mib(agg.peak_rss()),
+        # share of the run the aggregator was ready to run but another process had the core
+        "aggregator_runqueue_wait_share": agg.wait_over(wall0, wall1) / max(wall1 - wall0, 1e-6),
         # the sender's whole life (building its events too): near 1.0 means the sender, not the
         # aggregator, may be the limit
         "sender_cpu_s": round(sender_cpu, 3),
