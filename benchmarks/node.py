@@ -17,7 +17,7 @@ from typing import Any
 
 import psutil
 
-from benchmarks.procs import ROOT
+from benchmarks.procs import ROOT, runqueue_wait
 
 SCRIPT = ROOT / "scripts" / "opensearch.sh"
 
@@ -67,6 +67,10 @@ class BenchNode:
         """User + system CPU seconds the node's JVM has used so far."""
         t = psutil.Process(self.pid()).cpu_times()
         return float(t.user + t.system)
+
+    def cpu_and_wait(self) -> tuple[float, float]:
+        """(CPU seconds, seconds its threads waited for a core) so far."""
+        return self.cpu_seconds(), runqueue_wait(self.pid())
 
     def pause(self) -> None:
         os.kill(self.pid(), signal.SIGSTOP)

@@ -31,7 +31,7 @@ def _footer(fig: Figure, results: dict[str, Any], case: dict[str, Any]) -> None:
         + (f", {peers}" if peers else "")
         + f"\n{cond}"
     )
-    width = int(fig.get_figwidth() * 19)  # characters of 6.5 pt monospace per line
+    width = int(fig.get_figwidth() * 16.5)  # characters of 6.5 pt monospace per line
     wrapped = "\n".join(textwrap.fill(part, width) for part in text.split("\n"))
     fig.text(0.01, 0.01, wrapped, fontsize=6.5, va="bottom", ha="left", family="monospace")
 
@@ -85,26 +85,31 @@ def plot_b(results: dict[str, Any], case: dict[str, Any], out: Path) -> Path:
 def plot_c(results: dict[str, Any], case: dict[str, Any], out: Path) -> Path:
     fig, axes = _new(f"c. files -> OpenSearch: logship at {case['ratio_to_ceiling']:.0%} of the node's ceiling", 2)
     ax = axes[0]
-    for row, color in [(case["logship"], LOGSHIP)] + [
-        (p, FILEBEAT if p["agent"] == "filebeat" else RSYSLOG) for p in case.get("peers", []) if "timeline" in p
-    ]:
+    for row, color in (
+        [(case["logship"], LOGSHIP)]
+        + [(v, "#9ecae1") for v in case.get("logship_variants", [])]
+        + [(p, FILEBEAT if p["agent"] == "filebeat" else RSYSLOG) for p in case.get("peers", []) if "timeline" in p]
+    ):
         t = [x for x, _ in row["timeline"]]
         n = [y for _, y in row["timeline"]]
-        name = (
-            "logship"
-            if row is case["logship"]
-            else f"{row['agent']}" + (" -> aggregator" if row["agent"] == "filebeat" else "")
-        )
+        name = row.get("agent", "logship")
+        if name == "filebeat":
+            name = "filebeat -> aggregator"
+        elif "shipper_connections" in row:
+            name = f"logship, {row['shipper_connections']} connections"
         ax.plot(t, n, color=color, label=name)
     ax.set_xlabel("seconds")
     ax.set_ylabel("documents searchable")
     ax.legend(fontsize=7)
     ax.set_title("documents indexed over time", fontsize=9)
-    names = ["ceiling\n(loader)", "logship"] + [p["agent"] for p in case.get("peers", []) if "steady_docs_per_s" in p]
-    values = [case["ceiling"]["steady_docs_per_s"], case["logship"]["steady_docs_per_s"]] + [
-        p["steady_docs_per_s"] for p in case.get("peers", []) if "steady_docs_per_s" in p
-    ]
-    colors = [CEILING, LOGSHIP] + [FILEBEAT if n == "filebeat" else RSYSLOG for n in names[2:]]
+    variants = case.get("logship_variants", [])
+    peers = [p for p in case.get("peers", []) if "steady_docs_per_s" in p]
+    names = ["ceiling\n(loader)", "logship"] + [f"logship\n{v['shipper_connections']} conns" for v in variants]
+    names += [p["agent"] for p in peers]
+    values = [case["ceiling"]["steady_docs_per_s"], case["logship"]["steady_docs_per_s"]]
+    values += [v["steady_docs_per_s"] for v in variants] + [p["steady_docs_per_s"] for p in peers]
+    colors = [CEILING] + [LOGSHIP] * (1 + len(variants))
+    colors += [FILEBEAT if p["agent"] == "filebeat" else RSYSLOG for p in peers]
     bars = axes[1].bar(names, values, color=colors)
     axes[1].bar_label(bars, fmt="%.0f", fontsize=8)
     axes[1].axhline(0.9 * values[0], color="red", linestyle="--", linewidth=1, label="target: 90% of ceiling")

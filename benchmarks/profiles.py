@@ -22,6 +22,7 @@ class Profile:
     # c: files -> shipper -> aggregator -> OpenSearch, and the node's ceiling
     c_files: int = 100
     c_lines: int = 400_000
+    c_connection_variants: tuple[int, ...] = (4,)  # also run logship with this many shipper connections
     c_ceiling_runs: int = 2  # the best of these is the ceiling (the node's speed wanders on shared cores)
     # d: latency
     d_rates: tuple[int, ...] = (1000, 10000)
@@ -35,6 +36,7 @@ class Profile:
     e_files: int = 20
     e_drain_timeout: float = 240.0
     # shared settings of the pipeline under test
+    shipper_connections: int = 1  # >1: the aggregator listed that many times with loadbalance on
     window_size: int = 2048
     max_pending_windows: int = 4
     bulk_max_docs: int = 5000
@@ -59,6 +61,7 @@ PROFILES = {
         c_files=5,
         c_lines=5_000,
         c_ceiling_runs=1,
+        c_connection_variants=(2,),
         d_rates=(200, 1000),
         d_seconds=3.0,
         d_files=4,
@@ -78,6 +81,7 @@ PROFILES = {
         c_files=100,
         c_lines=40_000,
         c_ceiling_runs=1,
+        c_connection_variants=(),
         d_rates=(1000, 10000),
         d_seconds=6.0,
         d_files=20,

@@ -129,6 +129,11 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
                      f"({c['logship']['docs_per_s']:,.0f} incl. start-up)")  # fmt: skip
         lines.append(f"  ceiling   {c['ceiling']['steady_docs_per_s']:>10,.0f} docs/s steady  -> ratio "
                      f"{c['ratio_to_ceiling']:.0%}")  # fmt: skip
+        for v in c.get("logship_variants", []):
+            lines.append(
+                f"  logship, {v['shipper_connections']} connections {v['steady_docs_per_s']:>8,.0f} docs/s steady "
+                f"-> ratio {v['ratio_to_ceiling']:.0%}"
+            )
         lg, ce = c["logship"], c["ceiling"]
         if lg.get("opensearch_cpu_s") is not None and ce.get("opensearch_cpu_s") is not None:
             lines.append(
@@ -136,6 +141,12 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
                 f"{lg['aggregator_cpu_s']} + OpenSearch {lg['opensearch_cpu_s']}; ceiling run = OpenSearch "
                 f"{ce['opensearch_cpu_s']} (+ the loader)"
             )
+            if "opensearch_runqueue_wait_s" in lg and "opensearch_runqueue_wait_s" in ce:
+                lines.append(
+                    f"  OpenSearch threads waiting for a core: {lg['opensearch_runqueue_wait_s']} s in "
+                    f"{lg['seconds']:.0f} s (logship run), {ce['opensearch_runqueue_wait_s']} s in "
+                    f"{ce['seconds']:.0f} s (ceiling run)"
+                )
         if lg.get("avg_docs_per_bulk") and ce.get("avg_docs_per_bulk"):
             # average requests in flight = total time spent in requests / wall time
             lg_busy = lg["bulk_requests"] * lg["avg_bulk_latency_s"] / lg["seconds"]

@@ -11,6 +11,7 @@ The ratio uses steady rates (10% -> 90% of the documents), so process start-up i
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Any
 
@@ -82,11 +83,11 @@ def record(ctx: Context, fs: FileSet) -> Any:
     return path
 
 
-def pipeline(ctx: Context, node: BenchNode, fs: FileSet, agent: str) -> dict[str, Any]:
-    work = ctx.dir(f"c-{agent}")
+def pipeline(ctx: Context, node: BenchNode, fs: FileSet, agent: str, tag: str = "") -> dict[str, Any]:
+    work = ctx.dir(f"c-{agent}{tag}")  # its own registry: a shipper resuming at the end sends nothing
     node.delete(PATTERN)
     agg, port = start_aggregator(ctx, node.url, work)
-    node_cpu = node.cpu_seconds()
+    node_cpu, node_wait = node.cpu_and_wait()
     try:
         if agent == "logship":
             agent_proc = start_shipper(ctx, fs.glob, port, work)
@@ -102,7 +103,8 @@ def pipeline(ctx: Context, node: BenchNode, fs: FileSet, agent: str) -> dict[str
                 )
         finally:
             agent_proc.stop()
-        node_cpu = node.cpu_seconds() - node_cpu
+        cpu_now, wait_now = node.cpu_and_wait()
+        node_cpu, node_wait = cpu_now - node_cpu, wait_now - node_wait
         bulks = bulk_stats(scrape(agg.metrics_port))
     finally:
         agg.stop()
@@ -121,6 +123,7 @@ def pipeline(ctx: Context, node: BenchNode, fs: FileSet, agent: str) -> dict[str
         "agent_cpu_s": round(agent_proc.samples[-1].cpu, 2) if agent_proc.samples else None,
         "aggregator_cpu_s": round(agg.samples[-1].cpu, 2) if agg.samples else None,
         "opensearch_cpu_s": round(node_cpu, 2),
+        "opensearch_runqueue_wait_s": round(node_wait, 2),
         **bulks,
         "timeline": [(round(t, 2), n) for t, n in timeline],
     }
@@ -184,9 +187,11 @@ def run(ctx: Context) -> dict[str, Any]:
 
     def measure_ceiling() -> None:
         ctx.say("c", f"ceiling: {docs:,} docs in {len(bodies)} bulk bodies, {p.bulk_concurrency} in flight")
-        node_cpu = node.cpu_seconds()
+        node_cpu, node_wait = node.cpu_and_wait()
         attempt = asyncio.run(ceiling(node.url, bodies, p.bulk_concurrency))
-        attempt["opensearch_cpu_s"] = round(node.cpu_seconds() - node_cpu, 2)
+        cpu_now, wait_now = node.cpu_and_wait()
+        attempt["opensearch_cpu_s"] = round(cpu_now - node_cpu, 2)
+        attempt["opensearch_runqueue_wait_s"] = round(wait_now - node_wait, 2)
         attempt["docs_indexed"] = node.count(PATTERN, refresh=True)
         node.delete(PATTERN)
         attempts.append(attempt)
@@ -197,6 +202,15 @@ def run(ctx: Context) -> dict[str, Any]:
     logship_row = pipeline(ctx, node, fs, "logship")
     ctx.say("c", f"logship: {logship_row['steady_docs_per_s']:,.0f} docs/s steady")
     node.delete(PATTERN)
+    variants = []
+    for n in p.c_connection_variants:
+        # the same shipper with the aggregator listed n times (loadbalance): n windows in flight at once
+        ctx.say("c", f"logship with {n} connections to the aggregator")
+        vctx = dataclasses.replace(ctx, profile=dataclasses.replace(p, shipper_connections=n))
+        row = pipeline(vctx, node, fs, "logship", tag=f"-{n}conn")
+        row["shipper_connections"] = n
+        variants.append(row)
+        node.delete(PATTERN)
     while len(attempts) < p.c_ceiling_runs:
         measure_ceiling()
     ceil = max(attempts, key=lambda x: x["steady_docs_per_s"])
@@ -233,5 +247,8 @@ def run(ctx: Context) -> dict[str, Any]:
         "logship": logship_row,
         "ceiling": ceil,
         "ratio_to_ceiling": ratio,
+        "logship_variants": [
+            {**v, "ratio_to_ceiling": v["steady_docs_per_s"] / ceil["steady_docs_per_s"]} for v in variants
+        ],
         "peers": peers,
     }

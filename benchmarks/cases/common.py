@@ -67,7 +67,8 @@ def shipper_config(
         "scan_interval": "1s",
         "registry": {"path": str(workdir / "registry.json"), "flush_interval": "1s"},
         "output": {
-            "hosts": [f"127.0.0.1:{output_port}"],
+            "hosts": [f"127.0.0.1:{output_port}"] * profile.shipper_connections,
+            "loadbalance": profile.shipper_connections > 1,
             "window_size": profile.window_size,
             "max_pending_windows": profile.max_pending_windows,
             "compression_level": compression,
@@ -121,6 +122,7 @@ def start_shipper(
 def shipping_settings(profile: Profile) -> dict[str, Any]:
     """The settings printed under every figure that involves the shipper or aggregator."""
     return {
+        "shipper_connections": profile.shipper_connections,
         "window_size": profile.window_size,
         "max_pending_windows": profile.max_pending_windows,
         "bulk_max_docs": profile.bulk_max_docs,
