@@ -42,3 +42,10 @@ clean:
 .PHONY: demo
 demo: setup
 	$(BIN)/python -m logship.demo
+
+# The fault tests with long outages: OpenSearch paused/stopped and the aggregator missing for 60 s,
+# logs written for 120 s while processes are killed, connections cut and files rotated.
+# See docs/guarantees.md. OUTAGE=seconds, RUN=seconds override.
+.PHONY: soak
+soak: setup
+	LOGSHIP_FAULT_OUTAGE_S=$${OUTAGE:-60} LOGSHIP_FAULT_RUN_S=$${RUN:-120} $(BIN)/pytest tests/faults -q
