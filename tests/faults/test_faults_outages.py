@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,9 +26,9 @@ ACKED = "logship_shipper_events_acked_total"
 
 
 @pytest.fixture
-def private_rig(tmp_path: Path, private_opensearch: PlainNode, index_prefix: str) -> Rig:
+def private_rig(tmp_path: Path, private_opensearch: PlainNode, index_prefix: str) -> Iterator[Rig]:
     r = Rig(tmp_path, private_opensearch.url, index_prefix)
-    yield r  # type: ignore[misc]
+    yield r
     r.close()
     try:
         search.request(f"{private_opensearch.url}/{index_prefix}*", "DELETE")
