@@ -82,8 +82,10 @@ def run(ctx: Context) -> dict[str, Any]:
         "aggregator_rss_series": [(t, mib(r)) for t, r in agg.rss_series(t0)][::5],
     }
     node.delete(PATTERN)
-    rss = (result["shipper_rss_peak_outage_mib"], result["aggregator_rss_peak_outage_mib"])
-    ctx.say("e", f"drained in {result['drain_s']} s; RSS during outage: shipper {rss[0]} MiB, aggregator {rss[1]} MiB")
+    peaks = (result["shipper_rss_peak_outage_mib"], result["aggregator_rss_peak_outage_mib"])
+    ctx.say(
+        "e", f"drained in {result['drain_s']} s; RSS during outage: shipper {peaks[0]} MiB, aggregator {peaks[1]} MiB"
+    )
     return {
         "title": "OpenSearch outage under load: memory and drain",
         "conditions": {
