@@ -10,6 +10,7 @@ Logstash output) reads the same files into the same blackhole when it is availab
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from benchmarks.cases.common import Context, Throttle, mib, start_shipper
@@ -40,11 +41,13 @@ def measure(
     try:
         if not sink.wait_events(1, 60):
             raise RuntimeError(f"{label}: no event reached the blackhole in 60 s\n{proc.log_tail()}")
-        ok = sink.wait_events(fs.lines, timeout, lambda n: progress(f"{label}: {n:,}/{fs.lines:,} lines"))
+        ok = sink.wait_events(lines, timeout, lambda n: progress(f"{label}: {n:,}/{lines:,} lines"))
         if not ok:
             raise RuntimeError(f"{label}: only {sink.events:,} of {lines:,} lines in {timeout:.0f} s")
         if not proc.alive():
             raise RuntimeError(f"{label} exited early: {proc.log_tail()}")
+        time.sleep(1.5)  # everything read and acked, every file still open: the resting footprint
+        settled = proc.samples[-1].rss if proc.samples else 0
     finally:
         proc.stop()
     # the sink's counters are sampled: use what it had received at its last report
@@ -65,6 +68,7 @@ def measure(
         # what one fully available core would do at this CPU cost (the cores here are shared)
         "mib_per_cpu_s": nbytes / 2**20 / cpu if cpu > 0 else None,
         "rss_peak_mib": mib(proc.peak_rss()),
+        "rss_settled_mib": mib(settled),
         "received": sink.events,
     }
 
