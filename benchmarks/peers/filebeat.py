@@ -35,7 +35,7 @@ def locate(build: bool) -> tuple[str | None, str | None, str]:
                 None,
                 (
                     f"Filebeat {VERSION} is not built at {binary}; run benchmarks/peers/build_filebeat.sh "
-                    "(a Go build from the module proxy, several minutes on 2 cores) or pass --build-peers"
+                    "(a Go build from the module proxy, several minutes on 2 cores) or pass --peers build"
                 ),
             )
         if shutil.which("go") is None:
