@@ -22,7 +22,7 @@ LOGSHIP, FILEBEAT, RSYSLOG, CEILING = "#1f77b4", "#ff7f0e", "#2ca02c", "#7f7f7f"
 
 def _footer(fig: Figure, results: dict[str, Any], case: dict[str, Any]) -> None:
     m, v = results["machine"], results["versions"]
-    peers = ", ".join(f"{k} {val}" for k, val in v.items() if k in ("filebeat", "rsyslog") and val)
+    peers = ", ".join(str(val) for k, val in v.items() if k in ("filebeat", "rsyslog") and val)
     cond = ", ".join(f"{k}={val}" for k, val in case.get("conditions", {}).items() if not isinstance(val, dict))
     text = (
         f"{results['mode']} run {results['started_at'][:16]}Z | {m['cpu_count']} CPUs ({m['cpu_model']}), "
