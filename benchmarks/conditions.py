@@ -44,9 +44,17 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _git_commit() -> str | None:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = _command_version(["git", "-C", root, "rev-parse", "--short", "HEAD"])
+    dirty = _command_version(["git", "-C", root, "status", "--porcelain", "--", "logship", "shipper", "aggregator"])
+    return None if out is None else out + ("+uncommitted" if dirty else "")
+
+
 def versions() -> dict[str, Any]:
     return {
         "logship": logship.__version__,
+        "git_commit": _git_commit(),
         "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
         "executable": sys.executable,

@@ -27,9 +27,8 @@ def _footer(fig: Figure, results: dict[str, Any], case: dict[str, Any]) -> None:
     text = (
         f"{results['mode']} run {results['started_at'][:16]}Z | {m['cpu_count']} CPUs ({m['cpu_model']}), "
         f"{m['memory_gib']} GiB, shared with other work (load {m['load_average_at_start'][0]}) | "
-        f"logship {v['logship']}, Python {v['python']}, OpenSearch {v.get('opensearch', '-')}"
-        + (f", {peers}" if peers else "")
-        + f"\n{cond}"
+        f"logship {v['logship']} ({v.get('git_commit') or '?'}), Python {v['python']}, "
+        f"OpenSearch {v.get('opensearch', '-')}" + (f", {peers}" if peers else "") + f"\n{cond}"
     )
     width = int(fig.get_figwidth() * 16.5)  # characters of 6.5 pt monospace per line
     wrapped = "\n".join(textwrap.fill(part, width) for part in text.split("\n"))
