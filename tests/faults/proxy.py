@@ -72,6 +72,10 @@ class TcpProxy:
         """Abort every connection once `nbytes` more bytes went from client to server."""
         self._call(self._arm(nbytes))
 
+    def disarm(self) -> None:
+        """Cancel a pending `cut_after`."""
+        self._call(self._disarm())
+
     def pause(self) -> None:
         self._call(self._set_flowing(False))
 
@@ -105,6 +109,9 @@ class TcpProxy:
 
     async def _arm(self, nbytes: int) -> None:
         self._cut_at = self.bytes_up + nbytes
+
+    async def _disarm(self) -> None:
+        self._cut_at = None
 
     async def _cut(self) -> int:
         n = self.open_connections
