@@ -43,9 +43,10 @@ def test_aggregator_sigkill_and_restart_during_bulk_writes(rig: Rig) -> None:
     rnd = random.Random(3)
     aggregator = rig.start_aggregator()
     rig.start_shipper()
-    rig.generate(seed=22)
+    rig.generate(seed=22, duration=RUN_S + 10)  # room for three kills and restarts on a busy machine
     for _ in range(3):
         # wait until bulk writes are flowing, then kill in the middle of them
+        assert rig.generating(), "the generator finished before three kills: raise LOGSHIP_FAULT_RUN_S"
         before = rig.count()
         wait_for(lambda b=before: rig.count() > b, 30, "documents to arrive before the kill")  # type: ignore[misc]
         time.sleep(rnd.uniform(0.1, 1.0))
