@@ -17,7 +17,7 @@ import orjson
 import xxhash
 
 from aggregator.accumulator import BulkItem, Ticket
-from aggregator.routing import Router
+from aggregator.routing import STRICT_Z_TIMESTAMP, Router
 
 RETRYABLE_ITEM_STATUS = frozenset({429})
 
@@ -67,12 +67,26 @@ def _dumps(doc: dict[str, Any]) -> bytes:
         return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str).encode()
 
 
+# `@timestamp` tails of the shape shippers and Filebeat send (`...:SS.sssZ`), ASCII digits only. With one of
+# these, an event's index depends on nothing but its first tag and `@timestamp[:19]` (see `Encoder`).
+_MS_TAILS = frozenset(f".{ms:03d}Z" for ms in range(1000))
+
+
 class Encoder:
-    """Turns received events into bulk items: route, take the id, strip `@metadata`, serialise once."""
+    """Turns received events into bulk items: route, take the id, strip `@metadata`, serialise once.
+
+    Fast path: an event tagged with exactly one tag whose `@timestamp` is `YYYY-MM-DDTHH:MM:SS.sssZ` takes
+    its action-line prefix from a cache keyed by (tag, `@timestamp[:19]`). The cache is filled only after
+    the router has routed such an event without repairing its timestamp and the whole timestamp matched
+    the router's strict shape, so a hit gives exactly what the router would (the millisecond tail of that
+    shape never changes the outcome); everything else goes through the router.
+    """
 
     def __init__(self, router: Router) -> None:
         self.router = router
         self._action_prefix: dict[str, bytes] = {}
+        self._fast: dict[str, dict[str, tuple[bytes, str]]] = {}  # tag -> @timestamp[:19] -> (prefix, index)
+        self._fast_size = 0
 
     def _prefix(self, index: str) -> bytes:
         prefix = self._action_prefix.get(index)
@@ -83,12 +97,23 @@ class Encoder:
             self._action_prefix[index] = prefix
         return prefix
 
+    def _remember(self, tag: str, ts: str, entry: tuple[bytes, str]) -> None:
+        if self._fast_size >= 10_000:  # bounded: one entry per tag and second of event time
+            self._fast.clear()
+            self._fast_size = 0
+        self._fast.setdefault(tag, {})[ts[:19]] = entry
+        self._fast_size += 1
+
     def encode(self, events: list[dict[str, Any]], received: datetime, ticket: Ticket) -> list[BulkItem]:
         out: list[BulkItem] = []
         append = out.append
         index_for = self.router.index_for
         prefixes = self._action_prefix
+        fast = self._fast
+        tails = _MS_TAILS
         dumps = orjson.dumps
+        newline = orjson.OPT_APPEND_NEWLINE
+        strict_z = STRICT_Z_TIMESTAMP.fullmatch
         for event in events:
             if type(event) is not dict:  # a JSON scalar or array: keep it, as a message
                 event = {"message": event if isinstance(event, str) else _dumps_any(event)}
@@ -96,16 +121,32 @@ class Encoder:
             event_id = meta.get("_id") if type(meta) is dict else None
             if type(event_id) is not str or not event_id or (len(event_id) > 128 and len(event_id.encode()) > 512):
                 event_id = derived_id(event)
-            index = index_for(event, received)
-            prefix = prefixes.get(index)
-            if prefix is None:
-                prefix = self._prefix(index)
+            tags = event.get("tags")
+            ts: Any = event.get("@timestamp")
+            entry = None
+            tag: str | None = None
+            if type(tags) is list and len(tags) == 1 and type(ts) is str and ts[19:] in tails:
+                first = tags[0]
+                if type(first) is str:
+                    tag = first
+                    by_second = fast.get(tag)
+                    if by_second is not None:
+                        entry = by_second.get(ts[:19])
+            if entry is None:
+                index = index_for(event, received)
+                prefix = prefixes.get(index)
+                if prefix is None:
+                    prefix = self._prefix(index)
+                entry = (prefix, index)
+                # only if the router kept the timestamp and it has the strict shape (then [:19] decides)
+                if tag is not None and event.get("@timestamp") is ts and isinstance(ts, str) and strict_z(ts):
+                    self._remember(tag, ts, entry)
             try:
-                source = dumps(event)
+                source = dumps(event, option=newline)
             except (orjson.JSONEncodeError, TypeError):
-                source = _dumps(event)
-            action = prefix + dumps(event_id) + b"}}\n"
-            append(BulkItem(action + source + b"\n", len(action), index, ticket))
+                source = _dumps(event) + b"\n"
+            action = entry[0] + dumps(event_id) + b"}}\n"
+            append(BulkItem(action + source, len(action), entry[1], ticket))
         return out
 
 

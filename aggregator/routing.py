@@ -130,6 +130,7 @@ _FAST_Z = re.compile(
     r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,9})?Z",
     re.ASCII,  # \d must not match other scripts' digits
 )
+STRICT_Z_TIMESTAMP = _FAST_Z  # `YYYY-MM-DDTHH:MM:SS[.f]Z` with a plausible date and time (the encoder's cache)
 _ISO_SHAPE = re.compile(
     r"\d{4}-\d{2}-\d{2}(?:T\d{2}(?::\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?", re.ASCII
 )
