@@ -1,15 +1,18 @@
 """Lumberjack v2 server (the reader side, like Logstash's beats input).
 
-Each connection is one task that reads, decodes, and hands every complete window to the handler as
-one Batch. It reads nothing more while the handler runs (backpressure: at most one window plus one
-read chunk per connection in memory), sends keepalive acks meanwhile, and acks the window's highest
-seq only after the handler returns: the ack is end-to-end.
+Each connection has a task that reads and decodes windows and starts the handler on every complete
+window as one Batch in its own task, and a task that acks each window's highest seq once its handler
+returned (the ack is end-to-end), strictly in window order, with keepalive acks while any window is
+pending. Up to `max_windows_in_flight` windows per connection are handled at once, so a writer that
+pipelines windows keeps several bulk requests busy; with that many unacked, the connection reads
+nothing more (backpressure: memory per connection stays bounded).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable
@@ -20,6 +23,7 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from logship.lumberjack.codec import DataFrame, Decoder, ProtocolError, WindowFrame, encode_ack
+from logship.lumberjack.windows import WindowScheduler
 
 log = logging.getLogger("logship.lumberjack.server")
 
@@ -36,10 +40,13 @@ class ServerLimits:
     idle_timeout: float = 300.0
     keepalive_interval: float = 2.0
     # Bounds on what clients can make us hold: the payload bytes of one window (many frames, each
-    # under max_frame_bytes, would otherwise add up to max_window_size * max_frame_bytes) and the
-    # number of connections (each holds at most one window). 0 = unlimited.
+    # under max_frame_bytes, would otherwise add up to max_window_size * max_frame_bytes; a
+    # connection also takes no new window while its unacked ones hold this much, so it holds at most
+    # ~2x this) and the number of connections. 0 = unlimited.
     max_window_bytes: int = 128 * 1024 * 1024
     max_connections: int = 4096
+    # Windows per connection handled at once (acked in order); with this many unacked, stop reading.
+    max_windows_in_flight: int = 4
 
 
 @dataclass
@@ -105,6 +112,29 @@ class _ConnectionClosed(Exception):
         self.level = level
 
 
+class _Connection:
+    """State shared by one connection's reading task, acking task and window handler tasks."""
+
+    def __init__(self, peer: str, limits: ServerLimits, now: float) -> None:
+        self.peer = peer
+        self.windows = WindowScheduler(limits.max_windows_in_flight, limits.max_window_bytes)
+        self.handling: dict[int, asyncio.Future[None]] = {}  # ticket -> handler task
+        self.errors: dict[int, BaseException] = {}  # ticket -> why its handler failed
+        self.progress = asyncio.Event()  # a window started or finished, or reading ended: the acker looks
+        self.room = asyncio.Event()  # windows were acked: the reader may take the next one
+        self.reading: asyncio.Task[None] | None = None
+        self.reading_done = False
+        self.last_progress = now  # loop time of the last window received or acked
+
+    def finished(self, ticket: int, handling: asyncio.Future[None]) -> None:
+        del self.handling[ticket]
+        error = asyncio.CancelledError() if handling.cancelled() else handling.exception()
+        if error is not None:
+            self.errors[ticket] = error
+        self.windows.finish(ticket, error is None)
+        self.progress.set()
+
+
 class LumberjackServer:
     def __init__(
         self,
@@ -123,7 +153,7 @@ class LumberjackServer:
         self.limits = limits
         self._metrics = _Metrics(registry)
         self._server: asyncio.Server | None = None
-        self._tasks: dict[asyncio.Task[None], bool] = {}  # connection task -> a window is being handled
+        self._tasks: dict[asyncio.Task[None], _Connection] = {}
         self._closing = False
 
     @property
@@ -159,16 +189,18 @@ class LumberjackServer:
         """Stop accepting, let windows being handled finish and be acked (up to `timeout`), close the rest."""
         self._closing = True
         await self.stop_accepting()
-        for task, busy in list(self._tasks.items()):
-            if not busy:
+        for task, conn in list(self._tasks.items()):
+            if not conn.windows.pending:
                 task.cancel()
+            elif conn.reading is not None:
+                conn.reading.cancel()  # take no new window; the acker finishes those in flight
         pending = list(self._tasks)
         if pending:
             _, still = await asyncio.wait(pending, timeout=timeout)
             for task in still:
                 task.cancel()
             if still:
-                log.warning("closing %d connection(s) whose window did not finish within %.1fs", len(still), timeout)
+                log.warning("closing %d connection(s) whose windows did not finish within %.1fs", len(still), timeout)
                 await asyncio.wait(still)
         if self._server is not None:
             with contextlib.suppress(Exception):
@@ -188,12 +220,12 @@ class LumberjackServer:
                 self._metrics.errors.labels("too_many_connections").inc()
             writer.close()
             return
-        self._tasks[task] = False
+        conn = self._tasks[task] = _Connection(peer, self.limits, asyncio.get_running_loop().time())
         if self._metrics.enabled:
             self._metrics.connections.inc()
         log.debug("connection from %s", peer)
         try:
-            await self._serve(task, reader, writer, peer)
+            await self._serve(conn, reader, writer)
         except _ConnectionClosed as exc:
             log.log(exc.level, "closing connection from %s: %s", peer, exc)
             if self._metrics.enabled and exc.reason:
@@ -214,26 +246,46 @@ class LumberjackServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
 
-    async def _serve(
-        self,
-        task: asyncio.Task[None],
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        peer: str,
-    ) -> None:
+    async def _serve(self, conn: _Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Read windows in one task and ack them in order in another, until either ends the connection."""
+        acking = asyncio.create_task(self._send_acks(conn, writer))
+        reading = conn.reading = asyncio.create_task(self._read_windows(conn, reader))
+        try:
+            await asyncio.wait({acking, reading}, return_when=asyncio.FIRST_COMPLETED)
+            if reading.done():
+                if not reading.cancelled():
+                    reading.result()  # a protocol error or timeout: close now, nothing more is acked
+                # The peer closed its side, or shutdown: ack what is in flight, then close.
+                conn.reading_done = True
+                conn.progress.set()
+            await acking
+        finally:
+            tasks = (reading, acking, *conn.handling.values())
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(BaseException):
+                    await t
+
+    async def _read_windows(self, conn: _Connection, reader: asyncio.StreamReader) -> None:
         limits = self.limits
         loop = asyncio.get_running_loop()
         decoder = Decoder(limits.max_frame_bytes, limits.max_decompressed_bytes, limits.max_window_size)
         expected = 0  # size of the window being received; 0 = between windows
         payloads: list[bytes] = []
         window_bytes = 0
-        last_seq = 0
         deadline = loop.time() + limits.idle_timeout
         while True:
             try:
                 async with asyncio.timeout_at(deadline):
                     data = await reader.read(READ_CHUNK)
             except TimeoutError:
+                # The clock runs from the last window received or acked: a writer waiting for acks of
+                # windows still being handled has nothing to send and is not idle.
+                now = loop.time()
+                deadline = (now if conn.windows.pending else conn.last_progress) + limits.idle_timeout
+                if deadline > now:
+                    continue
                 if expected or decoder.buffered:
                     raise _ConnectionClosed(
                         f"window not complete within {limits.idle_timeout:g}s "
@@ -248,7 +300,7 @@ class LumberjackServer:
                         f"{decoder.buffered} bytes of a truncated frame); the window was not acked",
                         "truncated_frame",
                     )
-                log.debug("connection from %s closed by peer", peer)
+                log.debug("connection from %s closed by peer", conn.peer)
                 return
             for frame in decoder.feed(data):
                 if type(frame) is DataFrame:
@@ -261,16 +313,20 @@ class LumberjackServer:
                             f"window payloads exceed max_window_bytes {limits.max_window_bytes}",
                             "window_too_large",
                         )
-                    last_seq = frame.seq
                     if len(payloads) < expected:
                         continue
-                    await self._deliver(task, writer, peer, payloads, last_seq)
+                    # Backpressure: with no room, nothing more is read (nor decoded) from this peer.
+                    while not conn.windows.has_room():
+                        conn.room.clear()
+                        await conn.room.wait()
+                    if self._closing:
+                        return  # not handed over: the writer resends it to another aggregator
+                    self._start_window(conn, payloads, window_bytes, frame.seq)
                     expected = 0
                     payloads = []
                     window_bytes = 0
-                    deadline = loop.time() + limits.idle_timeout
-                    if self._closing:
-                        return
+                    conn.last_progress = loop.time()
+                    deadline = conn.last_progress + limits.idle_timeout
                 elif type(frame) is WindowFrame:
                     if expected:
                         raise ProtocolError(
@@ -281,15 +337,7 @@ class LumberjackServer:
                 else:
                     raise ProtocolError(f"unexpected frame {frame!r}", "unexpected_frame")
 
-    async def _deliver(
-        self,
-        task: asyncio.Task[None],
-        writer: asyncio.StreamWriter,
-        peer: str,
-        payloads: list[bytes],
-        last_seq: int,
-    ) -> None:
-        limits = self.limits
+    def _start_window(self, conn: _Connection, payloads: list[bytes], nbytes: int, last_seq: int) -> None:
         events, malformed = decode_events(payloads)
         if malformed:
             # One line per window, not per event: a misconfigured sender must not flood the log.
@@ -297,38 +345,54 @@ class LumberjackServer:
                 "%d of %d event(s) from %s are not JSON objects; delivered as text flagged %s",
                 malformed,
                 len(events),
-                peer,
+                conn.peer,
                 MALFORMED_FLAG,
             )
-        batch = Batch(events=events, peer=peer)
         if self._metrics.enabled:
             self._metrics.windows.inc()
             self._metrics.events.inc(len(payloads))
-        self._tasks[task] = True
-        handling = asyncio.ensure_future(self._handler(batch))
-        try:
-            while True:
-                done, _ = await asyncio.wait({handling}, timeout=limits.keepalive_interval)
-                if done:
-                    break
-                # The ack of this window's seq would claim it done; 0 only says "alive, keep waiting".
-                writer.write(encode_ack(0))
+        ticket = conn.windows.admit(last_seq, nbytes)
+        handling = asyncio.ensure_future(self._handler(Batch(events=events, peer=conn.peer)))
+        conn.handling[ticket] = handling
+        handling.add_done_callback(functools.partial(conn.finished, ticket))
+        conn.progress.set()  # the acker starts keepalives for it
+
+    async def _send_acks(self, conn: _Connection, writer: asyncio.StreamWriter) -> None:
+        """Final acks in window order as handlers finish; keepalives while a window is pending."""
+        loop = asyncio.get_running_loop()
+        interval = self.limits.keepalive_interval
+        windows = conn.windows
+        while True:
+            conn.progress.clear()
+            acks = windows.take_acks()
+            if acks:
+                for seq in acks:
+                    writer.write(encode_ack(seq))
+                conn.room.set()
+                conn.last_progress = loop.time()
                 await self._drain(writer)
-            exc = handling.exception()
-            if exc is not None:
+                continue  # more windows may have finished during the drain
+            ticket = windows.failed_head
+            if ticket is not None:
                 raise _ConnectionClosed(
-                    f"batch handler failed: {exc!r}; window of {len(payloads)} events not acked",
+                    f"batch handler failed: {conn.errors.get(ticket)!r}; that window and the "
+                    f"{windows.pending - 1} after it not acked",
                     "",
                     logging.ERROR,
                 )
-            writer.write(encode_ack(last_seq))
-            await self._drain(writer)
-        finally:
-            if not handling.done():
-                handling.cancel()
-                with contextlib.suppress(BaseException):
-                    await handling
-            self._tasks[task] = False
+            if not windows.pending:
+                if conn.reading_done:
+                    return
+                await conn.progress.wait()
+                continue
+            try:
+                async with asyncio.timeout(interval):
+                    await conn.progress.wait()
+            except TimeoutError:
+                # Seqs restart at 1 in every window and the oldest pending window has none acked: any
+                # other number would be read as part of it done. 0 only says "alive, keep waiting".
+                writer.write(encode_ack(0))
+                await self._drain(writer)
 
     async def _drain(self, writer: asyncio.StreamWriter) -> None:
         try:
