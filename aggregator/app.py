@@ -102,6 +102,7 @@ class Aggregator:
                 max_decompressed_bytes=listen.max_decompressed_bytes,
                 idle_timeout=listen.idle_timeout,
                 keepalive_interval=listen.keepalive_interval,
+                max_windows_in_flight=listen.max_windows_in_flight,
             ),
             registry=self.metrics.registry,
         )

@@ -20,6 +20,8 @@ class ListenConfig(StrictModel):
     max_decompressed_bytes: ByteSize = 64 * 1024 * 1024
     idle_timeout: Duration = 300.0
     keepalive_interval: Duration = Field(2.0, gt=0)
+    # Windows per connection handled at once (acked in order); a pipelining shipper keeps this many busy.
+    max_windows_in_flight: int = Field(4, ge=1, le=64)
 
 
 def _check_pattern(value: str) -> str:
