@@ -8,6 +8,12 @@ encoding and batching, only the sink replaced by one that accepts every bulk at 
 are `benchmarks.ljload` processes (pre-built events shaped like the shipper's, each window acked end to
 end). Events/s is every acked event over the wall time of the whole send; RSS and CPU of the
 aggregator are sampled throughout. Target: >= 150,000 events/s. Results: benchmarks/results/.
+
+    .venv/bin/python -m benchmarks.aggregator_blackhole --encode-only [--rounds 40] [--window 2048]
+
+measures this package's own share in process, without sockets: CPU time per event of `orjson.loads`,
+`Encoder.encode` and batching + body join for windows of ljload events (best window of `--rounds`;
+CPU time, so far less sensitive to other processes than wall throughput).
 """
 
 from __future__ import annotations
@@ -142,6 +148,37 @@ def machine() -> dict[str, Any]:
     }
 
 
+def encode_only(window: int, rounds: int) -> dict[str, Any]:
+    import gc
+
+    import orjson
+
+    from aggregator.accumulator import Accumulator, Ticket
+    from aggregator.bulk import Encoder, body_of
+    from aggregator.routing import Router
+    from benchmarks.ljload import event
+
+    raw = [event(i, 400) for i in range(window)]
+    encoder = Encoder(Router([("containers", "logstash-logs-app-%{+YYYY.MM.dd}")], "logstash-logs-%{+YYYY.MM.dd}"))
+    acc = Accumulator(5 * 2**20, 5000)
+    gc.freeze()  # as app.tune_gc() does
+    gc.set_threshold(50000, 20, 20)
+    best = {"loads": float("inf"), "encode": float("inf"), "batch_body": float("inf")}
+    for _ in range(rounds):
+        t0 = time.process_time_ns()
+        events = [orjson.loads(r) for r in raw]
+        t1 = time.process_time_ns()
+        items = encoder.encode(events, datetime.now(UTC), Ticket(len(events)))
+        t2 = time.process_time_ns()
+        for batch in acc.add_many(items, 0.0):
+            body_of(batch)
+        body_of(acc.take())
+        t3 = time.process_time_ns()
+        for key, ns in (("loads", t1 - t0), ("encode", t2 - t1), ("batch_body", t3 - t2)):
+            best[key] = min(best[key], ns / window / 1000)
+    return {k: round(v, 3) for k, v in best.items()}
+
+
 # --- the aggregator process -------------------------------------------------------------------------
 
 
@@ -184,8 +221,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--queue-max-events", type=int, default=50000)
     p.add_argument("--max-docs", type=int, default=5000)
     p.add_argument("--concurrency", type=int, default=2)
+    p.add_argument("--encode-only", action="store_true", help="in process: CPU per event of loads/encode/batch")
+    p.add_argument("--rounds", type=int, default=40, help="windows timed with --encode-only (the best counts)")
     p.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    if a.encode_only:
+        us = encode_only(a.window, a.rounds)
+        print(
+            f"in process, best of {a.rounds} windows of {a.window}: loads {us['loads']} us/event, "
+            f"encode {us['encode']} us/event, batch+body {us['batch_body']} us/event"
+        )
+        result = {"benchmark": "aggregator_encode", "params": vars(a), "cpu_us_per_event": us, "machine": machine()}
+        print(f"  results: {write_result('aggregator_encode', result)}")
+        return 0
     if a.serve is not None:
         return serve(a.serve, a.queue_max_events, a.max_docs, a.concurrency)
 
