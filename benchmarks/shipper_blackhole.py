@@ -167,7 +167,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run_case(files: int, lines: int, work: Path, window_size: int = 2048, pending: int = 4) -> dict[str, Any]:
+def run_case(
+    files: int, lines: int, work: Path, window_size: int = 2048, pending: int = 2, read_buffer: int | None = None
+) -> dict[str, Any]:
     root = work / f"files-{files}"
     size = prewrite(root, files, lines)
     lines = (lines // files) * files
@@ -186,6 +188,8 @@ def run_case(files: int, lines: int, work: Path, window_size: int = 2048, pendin
             "http": {"host": "127.0.0.1", "port": _free_port()},
         }
     }
+    if read_buffer is not None:
+        cfg["shipper"]["read_buffer_bytes"] = read_buffer
     cfg_path = root / "shipper.yml"
     cfg_path.write_text(yaml.safe_dump(cfg))
     log = open(root / "shipper.log", "wb")
@@ -220,6 +224,7 @@ def run_case(files: int, lines: int, work: Path, window_size: int = 2048, pendin
         "files": files,
         "window_size": window_size,
         "max_pending_windows": pending,
+        "read_buffer_bytes": read_buffer,
         "lines": lines,
         "bytes": size,
         "seconds": round(seconds, 3),
@@ -239,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--files", default="1,100,1000", help="comma-separated file counts")
     p.add_argument("--lines", type=int, default=1_000_000, help="lines per file set")
     p.add_argument("--window-size", type=int, default=2048, help="output.window_size (default as shipped)")
-    p.add_argument("--max-pending-windows", type=int, default=4, help="output.max_pending_windows")
+    p.add_argument("--max-pending-windows", type=int, default=2, help="output.max_pending_windows (default as shipped)")
+    p.add_argument("--read-buffer-bytes", type=int, help="read_buffer_bytes (default: the shipper's default)")
     p.add_argument("--sink", type=int, help=argparse.SUPPRESS)  # internal: run the blackhole on PORT
     args = p.parse_args(argv)
     if args.sink:
@@ -252,7 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="shipper-bench-") as tmp:
         for files in [int(f) for f in args.files.split(",")]:
             print(f"files={files}: writing {args.lines:,} lines of {LINE_BYTES} B ...", flush=True)
-            row = run_case(files, args.lines, Path(tmp), args.window_size, args.max_pending_windows)
+            row = run_case(
+                files, args.lines, Path(tmp), args.window_size, args.max_pending_windows, args.read_buffer_bytes
+            )
             rows.append(row)
             print(
                 f"files={files}: {row['lines_per_s']:,} lines/s, {row['mib_per_s']} MiB/s, "
