@@ -174,7 +174,7 @@ def run_case(
     size = prewrite(root, files, lines)
     lines = (lines // files) * files
     sink = Blackhole()
-    cfg = {
+    cfg: dict[str, Any] = {
         "shipper": {
             "name": "bench-node",
             "inputs": [{"type": "containers", "paths": [str(root / "var/log/containers/*.log")]}],
