@@ -75,7 +75,7 @@ _MS_TAILS = frozenset(f".{ms:03d}Z" for ms in range(1000))
 class Encoder:
     """Turns received events into bulk items: route, take the id, strip `@metadata`, serialise once.
 
-    Fast path: an event tagged with exactly one tag whose `@timestamp` is `YYYY-MM-DDTHH:MM:SS.sssZ` takes
+    Fast path: an event with exactly one tag, or none, whose `@timestamp` is `YYYY-MM-DDTHH:MM:SS.sssZ` takes
     its action-line prefix from a cache keyed by (tag, `@timestamp[:19]`). The cache is filled only after
     the router has routed such an event without repairing its timestamp and the whole timestamp matched
     the router's strict shape, so a hit gives exactly what the router would (the millisecond tail of that
@@ -85,7 +85,8 @@ class Encoder:
     def __init__(self, router: Router) -> None:
         self.router = router
         self._action_prefix: dict[str, bytes] = {}
-        self._fast: dict[str, dict[str, tuple[bytes, str]]] = {}  # tag -> @timestamp[:19] -> (prefix, index)
+        # tag (None: no tags) -> @timestamp[:19] -> (action prefix, index)
+        self._fast: dict[str | None, dict[str, tuple[bytes, str]]] = {}
         self._fast_size = 0
 
     def _prefix(self, index: str) -> bytes:
@@ -97,7 +98,7 @@ class Encoder:
             self._action_prefix[index] = prefix
         return prefix
 
-    def _remember(self, tag: str, ts: str, entry: tuple[bytes, str]) -> None:
+    def _remember(self, tag: str | None, ts: str, entry: tuple[bytes, str]) -> None:
         if self._fast_size >= 10_000:  # bounded: one entry per tag and second of event time
             self._fast.clear()
             self._fast_size = 0
@@ -124,11 +125,15 @@ class Encoder:
             tags = event.get("tags")
             ts: Any = event.get("@timestamp")
             entry = None
-            tag: str | None = None
-            if type(tags) is list and len(tags) == 1 and type(ts) is str and ts[19:] in tails:
-                first = tags[0]
-                if type(first) is str:
-                    tag = first
+            cacheable = False
+            tag: str | None = None  # None: no tags at all (the default route)
+            if type(ts) is str and ts[19:] in tails:
+                if type(tags) is list and len(tags) == 1 and type(tags[0]) is str:
+                    tag = tags[0]
+                    cacheable = True
+                elif tags is None:
+                    cacheable = True
+                if cacheable:
                     by_second = fast.get(tag)
                     if by_second is not None:
                         entry = by_second.get(ts[:19])
@@ -139,7 +144,7 @@ class Encoder:
                     prefix = self._prefix(index)
                 entry = (prefix, index)
                 # only if the router kept the timestamp and it has the strict shape (then [:19] decides)
-                if tag is not None and event.get("@timestamp") is ts and isinstance(ts, str) and strict_z(ts):
+                if cacheable and event.get("@timestamp") is ts and isinstance(ts, str) and strict_z(ts):
                     self._remember(tag, ts, entry)
             try:
                 source = dumps(event, option=newline)

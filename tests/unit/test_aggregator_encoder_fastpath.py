@@ -125,3 +125,19 @@ def test_same_second_with_other_tails_takes_the_general_path() -> None:
     items = encoder.encode(window, RECEIVED, Ticket(len(window)))
     assert [(i.data, i.split, i.index) for i in items] == expected
     assert [i.index for i in items][:3] == ["h-2026.01.01.00", "h-2025.12.31.22", "h-2025.12.31.22"]
+
+
+def test_untagged_events_are_cached_under_the_default_route_only() -> None:
+    encoder = Encoder(Router(ROUTES, DEFAULT))
+    ts = "2026-01-01T00:30:00.000Z"
+    window: list[dict[str, Any]] = [
+        {"@metadata": {"_id": "1"}, "@timestamp": ts},
+        {"@metadata": {"_id": "2"}, "@timestamp": ts, "tags": "app"},
+        {"@metadata": {"_id": "3"}, "@timestamp": ts, "tags": None},
+        {"@metadata": {"_id": "4"}, "@timestamp": ts, "tags": ["app", "hourly"]},
+    ]
+    expected = reference(copy.deepcopy(window))
+    items = encoder.encode(window, RECEIVED, Ticket(len(window)))
+    assert [(i.data, i.split, i.index) for i in items] == expected
+    assert [i.index for i in items] == ["d-2026.01", "a-2026.01.01", "d-2026.01", "a-2026.01.01"]
+    assert set(encoder._fast) == {None}
