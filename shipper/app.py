@@ -23,6 +23,7 @@ from logship.ops import OpsServer
 from logship.tls import client_context
 from shipper.config import ShipperConfig
 from shipper.harvester import Batch, Harvester
+from shipper.heap import trim
 from shipper.metrics import ShipperMetrics
 from shipper.pipeline import Publisher, SendFn, WindowAssembler
 from shipper.registry import CorruptRegistry, RegistryFile
@@ -282,6 +283,7 @@ class Shipper:
         while True:
             await asyncio.sleep(self.cfg.registry.flush_interval)
             self._save_registry()
+            trim()  # what a burst of reading freed goes back to the kernel instead of staying resident
             now = time.monotonic()
             self.metrics.windows_pending.set(self.checkpoints.pending_windows)
             if self.client is not None:
