@@ -89,11 +89,18 @@ class EpochCollector(Collector):
     def __init__(self, delay: float = 0.0) -> None:
         super().__init__(delay)
         self.epoch = 0
-        self.epochs: list[int] = []
+        self._epochs: list[list[int]] = []  # per window, in arrival order like Collector.events
+
+    @property
+    def epochs(self) -> list[int]:
+        return [e for w in self._epochs for e in w]
 
     async def handler(self, batch: Any) -> None:
+        slot: list[int] = []
+        self._epochs.append(slot)
+        epoch = self.epoch
         await super().handler(batch)
-        self.epochs.extend([self.epoch] * len(batch.events))
+        slot.extend([epoch] * len(batch.events))
 
 
 async def test_sigkill_at_random_points_loses_nothing_and_resends_same_ids(tmp_path: Path) -> None:

@@ -130,7 +130,7 @@ async def test_inode_reuse_starts_new_file_from_zero(tmp_path: Path, collector: 
         os.rename(log, tmp_path / f"app/logs/spare{i}.keep")
     else:
         pytest.skip("this filesystem did not reuse the inode; see test_rewritten_in_place_while_down")
-    collector.events.clear()
+    collector.clear()
     async with RunningShipper(cfg):
         await wait_until(lambda: len(collector.events) == 60)
     assert collector.messages() == expect("second-file-line-", 60)
@@ -146,7 +146,7 @@ async def test_rewritten_in_place_while_down(tmp_path: Path, collector: Collecto
         await wait_until(lambda: len(collector.events) == 30)
     with open(log, "r+b") as f:  # noqa: ASYNC230
         f.write(lines("other-content-", 60))
-    collector.events.clear()
+    collector.clear()
     async with RunningShipper(cfg):
         await wait_until(lambda: len(collector.events) == 60)
     assert collector.messages() == expect("other-content-", 60)

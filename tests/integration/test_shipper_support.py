@@ -22,14 +22,25 @@ class Collector:
     """A LumberjackServer on loopback that keeps every event it acknowledges."""
 
     def __init__(self, delay: float = 0.0) -> None:
-        self.events: list[dict[str, Any]] = []
+        # one slot per window in the order windows arrived: the server runs several handlers of a
+        # connection at once, and a later one may finish first, but the order sent is what is tested
+        self._windows: list[list[dict[str, Any]]] = []
         self.delay = delay
         self.server: LumberjackServer | None = None
 
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return [e for w in self._windows for e in w]
+
+    def clear(self) -> None:
+        self._windows.clear()
+
     async def handler(self, batch: Batch) -> None:
+        slot: list[dict[str, Any]] = []
+        self._windows.append(slot)
         if self.delay:
             await asyncio.sleep(self.delay)
-        self.events.extend(batch.events)
+        slot.extend(batch.events)
 
     async def start(self, port: int = 0) -> int:
         self.server = LumberjackServer(self.handler, host="127.0.0.1", port=port)
