@@ -8,12 +8,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import socket
 import subprocess
+import tempfile
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +29,18 @@ from tests.faults.rig import Rig
 ROOT = Path(__file__).resolve().parents[2]
 PLAIN_SCRIPT = ROOT / "scripts" / "opensearch.sh"
 SECURE_SCRIPT = ROOT / "scripts" / "opensearch-secure.sh"
+
+
+@contextmanager
+def port_lock() -> Iterator[None]:
+    """Held while choosing a port and starting a node on it: two test runs starting nodes at the same
+    time (another engineer's, or another session's) would otherwise pick the same free port."""
+    with open(os.path.join(tempfile.gettempdir(), "logship-fault-ports.lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def free_port_in(first: int, last: int) -> int:
@@ -76,21 +91,22 @@ def secure_opensearch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secu
     ca.issue("admin", server=False).write(certs, "admin")
     # characters that need escaping in URLs, shells and YAML: a leak or a mangling would show
     password = "Ls-" + secrets.token_urlsafe(12) + "!@ :#"
-    port = free_port_in(9250, 9259)
-    name = f"secure-{port}"
-    url = _run(
-        SECURE_SCRIPT,
-        "start",
-        "--name",
-        name,
-        "--port",
-        str(port),
-        "--certs",
-        str(certs),
-        "--user",
-        "logship",
-        env={"OPENSEARCH_SECURE_PASSWORD": password},
-    ).splitlines()[-1]
+    with port_lock():
+        port = free_port_in(9250, 9259)
+        name = f"secure-{port}"
+        url = _run(
+            SECURE_SCRIPT,
+            "start",
+            "--name",
+            name,
+            "--port",
+            str(port),
+            "--certs",
+            str(certs),
+            "--user",
+            "logship",
+            env={"OPENSEARCH_SECURE_PASSWORD": password},
+        ).splitlines()[-1]
     _SECURE.append(SecureNode(url, certs / "ca.pem", "logship", password, name, certs))
     try:
         yield _SECURE[0]
@@ -125,9 +141,10 @@ def wait_green_or_yellow(url: str, timeout: float = 120.0) -> None:
 
 @pytest.fixture(scope="module")
 def private_opensearch() -> Iterator[PlainNode]:
-    port = free_port_in(9220, 9229)
-    name = f"fault-{port}"
-    url = _run(PLAIN_SCRIPT, "start", "--name", name, "--port", str(port), "--fresh").splitlines()[-1]
+    with port_lock():
+        port = free_port_in(9220, 9229)
+        name = f"fault-{port}"
+        url = _run(PLAIN_SCRIPT, "start", "--name", name, "--port", str(port), "--fresh").splitlines()[-1]
     node = PlainNode(url, name)
     try:
         yield node

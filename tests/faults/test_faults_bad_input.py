@@ -27,13 +27,13 @@ def test_bad_input_corpus_is_shipped_flagged_with_neighbours_intact(rig: Rig) ->
     )
     corpus = Corpus.write(corpus_dir, rig.prefix.strip("-"), MAX_EVENT)
     finished = [e for e in corpus.expects if e.case != "partial_unfinished"]
-    wait_for(lambda: rig.count() >= len(finished), 60, f"{len(finished)} finished corpus lines")
+    wait_for(lambda: rig.count() >= len(finished), 120, f"{len(finished)} finished corpus lines")
 
     # the partial lines are never finished: rotate their files away, as kubelet does, to flush them
     for f in corpus.files:
         if f.unfinished_tail:
             os.rename(f.path, f"{f.path}.1")
-    wait_for(lambda: rig.count() >= len(corpus.expects), 60, "the unfinished partial lines")
+    wait_for(lambda: rig.count() >= len(corpus.expects), 120, "the unfinished partial lines")
 
     docs = rig.documents()
     problems = corpus.check(docs)
