@@ -26,6 +26,7 @@ class Collector:
         # connection at once, and a later one may finish first, but the order sent is what is tested
         self._windows: list[list[dict[str, Any]]] = []
         self.delay = delay
+        self._slow = asyncio.Lock()
         self.server: LumberjackServer | None = None
 
     @property
@@ -39,7 +40,9 @@ class Collector:
         slot: list[dict[str, Any]] = []
         self._windows.append(slot)
         if self.delay:
-            await asyncio.sleep(self.delay)
+            # slow as a whole (like a saturated OpenSearch), however many windows the server handles at once
+            async with self._slow:
+                await asyncio.sleep(self.delay)
         slot.extend(batch.events)
 
     async def start(self, port: int = 0) -> int:
