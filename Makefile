@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test lint typecheck pytest opensearch-start opensearch-stop clean
+.PHONY: setup test lint typecheck pytest opensearch-start opensearch-stop clean bench bench-full bench-peers
 
 setup: $(VENV)/.installed
 
@@ -49,3 +49,16 @@ demo: setup
 .PHONY: soak
 soak: setup
 	LOGSHIP_FAULT_OUTAGE_S=$${OUTAGE:-60} LOGSHIP_FAULT_RUN_S=$${RUN:-120} $(BIN)/pytest tests/faults -q
+
+# Benchmarks against a real OpenSearch (its own node, `bench` on port 9230): progress on stderr,
+# figures in benchmarks/results/<timestamp>.json plus PNG plots. See benchmarks/README.md.
+bench: setup
+	$(BIN)/python -m benchmarks --mode quick
+
+bench-full: setup
+	$(BIN)/python -m benchmarks --mode full
+
+# the peers compared in the same run: Filebeat built from the Go module proxy, rsyslog from Debian
+bench-peers:
+	benchmarks/peers/build_filebeat.sh
+	apt-get install -y rsyslog rsyslog-elasticsearch
