@@ -34,32 +34,11 @@ import aiohttp
 import orjson
 
 from benchmarks.aggregator_blackhole import PYTHON, ROOT, Sampler, free_port, machine, wait_port, write_result
+from benchmarks.ljload import make_event
 
 SCRIPT = ROOT / "scripts" / "opensearch.sh"
 NODE = "agg-bench"
 FILTER_PATH = "errors,items.*.status,items.*.error"
-
-
-def make_event(run: str, i: int, message_bytes: int = 185) -> dict[str, Any]:
-    """The shipper's event shape (SPEC section 4), about 650 bytes of JSON."""
-    ts = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return {
-        "@timestamp": ts,
-        "@metadata": {"_id": f"{run}-{i:012d}"},
-        "message": f"run={run} seq={i} " + "x" * max(0, message_bytes - 30),
-        "tags": ["containers"],
-        "stream": "stdout",
-        "log": {"file": {"path": "/var/log/containers/web-7c9d_shop_web-0123456789ab.log"}, "offset": i * 256},
-        "kubernetes": {
-            "pod": {"name": "web-7c9d"},
-            "namespace": "shop",
-            "container": {"name": "web"},
-            "node": {"name": "bench-node"},
-        },
-        "container": {"id": "0123456789ab", "runtime": "docker"},
-        "host": {"name": "bench-node"},
-        "agent": {"type": "logship", "version": "bench"},
-    }
 
 
 # --- the minimal loader: the node's ceiling ------------------------------------------------------------

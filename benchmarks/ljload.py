@@ -25,12 +25,14 @@ from logship.lumberjack import LumberjackClient
 POOL_WINDOWS = 32
 
 
-def event(i: int, message_bytes: int) -> bytes:
+def make_event(run: str, i: int, message_bytes: int = 185, src: str | None = None) -> dict[str, Any]:
+    """The shipper's event shape (SPEC section 4), about 650 bytes of JSON."""
     ts = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    doc: dict[str, Any] = {
+    marker = f"run={run} src={src} seq={i} " if src else f"run={run} seq={i} "
+    return {
         "@timestamp": ts,
-        "@metadata": {"_id": f"bench-{i:012d}"},
-        "message": f"run=bench src=ljload seq={i} " + "x" * max(0, message_bytes - 30),
+        "@metadata": {"_id": f"{run}-{i:012d}"},
+        "message": marker + "x" * max(0, message_bytes - 30),
         "tags": ["containers"],
         "stream": "stdout",
         "log": {"file": {"path": "/var/log/containers/web-7c9d_shop_web-0123456789ab.log"}, "offset": i * 256},
@@ -44,7 +46,10 @@ def event(i: int, message_bytes: int) -> bytes:
         "host": {"name": "bench-node"},
         "agent": {"type": "logship", "version": "bench"},
     }
-    return orjson.dumps(doc)
+
+
+def event(i: int, message_bytes: int) -> bytes:
+    return orjson.dumps(make_event("bench", i, message_bytes, src="ljload"))
 
 
 async def run(
