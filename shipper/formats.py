@@ -132,6 +132,7 @@ class _Merging:
     def __init__(self, max_event_bytes: int) -> None:
         self._max = max_event_bytes
         self._pending: dict[str, _Pieces] = {}
+        self._last_end = 0  # end of the last line decoded: where unfinished pieces end at a flush
 
     def pending_start(self) -> int | None:
         if not self._pending:
@@ -167,7 +168,8 @@ class _Merging:
                 flags = (*flags, TRUNCATED)
         out.append(Record(line.offset, line.end, self._resume(line.end), text, stream, ts, flags))
 
-    def flush(self, end: int) -> list[Record]:
+    def flush(self) -> list[Record]:
+        end = self._last_end
         out: list[Record] = []
         for stream, p in sorted(self._pending.items(), key=lambda kv: kv[1].offset):
             message, cut = clip("".join(p.parts), self._max)
@@ -181,10 +183,6 @@ class DockerDecoder(_Merging):
     """Docker json-file: `{"log":"text\\n","stream":"stdout","time":"...Z"}` per line."""
 
     runtime: str | None = "docker"
-
-    def __init__(self, max_event_bytes: int) -> None:
-        super().__init__(max_event_bytes)
-        self._last_end = 0
 
     def decode(self, lines: Iterable[Line]) -> list[Record]:
         out: list[Record] = []
@@ -265,18 +263,11 @@ class DockerDecoder(_Merging):
             flags.append(TRUNCATED)
         out.append(Record(line.offset, line.end, self._resume(line.end), text, None, None, tuple(sorted(flags))))
 
-    def flush(self) -> list[Record]:  # type: ignore[override]
-        return super().flush(self._last_end)
-
 
 class CRIDecoder(_Merging):
     """CRI (containerd, CRI-O): `<RFC3339Nano time> <stdout|stderr> <P|F>[:more tags] <message>`."""
 
     runtime: str | None = "cri"
-
-    def __init__(self, max_event_bytes: int) -> None:
-        super().__init__(max_event_bytes)
-        self._last_end = 0
 
     def decode(self, lines: Iterable[Line]) -> list[Record]:
         out: list[Record] = []
@@ -310,9 +301,6 @@ class CRIDecoder(_Merging):
         if line.truncated or cut:
             flags.append(TRUNCATED)
         out.append(Record(line.offset, line.end, self._resume(line.end), text, None, None, tuple(sorted(flags))))
-
-    def flush(self) -> list[Record]:  # type: ignore[override]
-        return super().flush(self._last_end)
 
 
 class PlainDecoder:
