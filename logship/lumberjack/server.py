@@ -192,8 +192,10 @@ class LumberjackServer:
         for task, conn in list(self._tasks.items()):
             if not conn.windows.pending:
                 task.cancel()
-            elif conn.reading is not None:
-                conn.reading.cancel()  # take no new window; the acker finishes those in flight
+            else:
+                if conn.reading is not None:
+                    conn.reading.cancel()  # take no new window; the acker finishes those in flight
+                conn.progress.set()  # and ends the connection once they are acked (see _send_acks)
         pending = list(self._tasks)
         if pending:
             _, still = await asyncio.wait(pending, timeout=timeout)
@@ -381,7 +383,8 @@ class LumberjackServer:
                     logging.ERROR,
                 )
             if not windows.pending:
-                if conn.reading_done:
+                # Shutting down, reading was stopped by close(): nothing more can arrive to be acked.
+                if conn.reading_done or self._closing:
                     return
                 await conn.progress.wait()
                 continue
