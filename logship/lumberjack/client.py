@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from logship.backoff import Backoff
-from logship.lumberjack.codec import AckDecoder, ProtocolError, encode_window
+from logship.lumberjack.codec import ProtocolError, encode_window
+from logship.lumberjack.session import WriterSession
 
 log = logging.getLogger("logship.lumberjack.client")
 
@@ -94,7 +95,7 @@ class LumberjackClient:
         self._queue: deque[_Window] = deque()
         self._wakeups: list[asyncio.Event] = []
         self._workers: list[asyncio.Task[None]] = []
-        self._inflight: list[deque[_Window]] = []
+        self._sessions: list[WriterSession[_Window]] = []
         self._connected: set[int] = set()
         self._closed = False
 
@@ -137,8 +138,8 @@ class LumberjackClient:
                 await task
         self._workers.clear()
         pending = list(self._queue)
-        for inflight in self._inflight:
-            pending.extend(inflight)
+        for session in self._sessions:
+            pending.extend(session.take_unacked())
         self._queue.clear()
         for window in pending:
             if not window.done.done():
@@ -153,7 +154,7 @@ class LumberjackClient:
         targets = [[i] for i in range(len(self.hosts))] if self.loadbalance else [list(range(len(self.hosts)))]
         for n, indices in enumerate(targets):
             self._wakeups.append(asyncio.Event())
-            self._inflight.append(deque())
+            self._sessions.append(WriterSession(self.timeout, self._per_worker))
             self._workers.append(asyncio.create_task(self._worker(n, indices), name=f"lumberjack-client-{n}"))
 
     def _wake(self) -> None:
@@ -163,7 +164,6 @@ class LumberjackClient:
     async def _worker(self, n: int, host_indices: list[int]) -> None:
         backoff = Backoff(self._backoff_initial, self._backoff_max)
         wakeup = self._wakeups[n]
-        inflight = self._inflight[n]
         cursor = 0
         while True:
             # Connect lazily: only when there is something to send.
@@ -188,8 +188,10 @@ class LumberjackClient:
                 continue
             log.info("connected to %s:%d", host, port)
             self._connected.add(n)
+            # a fresh session per connection: nothing of a dead connection's half-read ack carries over
+            session = self._sessions[n] = WriterSession(self.timeout, self._per_worker)
             try:
-                await self._session(reader, writer, wakeup, inflight, backoff)
+                await self._session(reader, writer, wakeup, session, backoff)
                 failed: BaseException | None = None
             except (OSError, TimeoutError, ProtocolError, ssl_module.SSLError, EOFError) as exc:
                 failed = exc
@@ -201,9 +203,9 @@ class LumberjackClient:
                 self._connected.discard(n)
                 writer.close()
                 # Unacked windows go back to the front, in order, to be resent on the next connection.
-                if inflight:
-                    self._queue.extendleft(reversed(inflight))
-                    inflight.clear()
+                unacked = session.take_unacked()
+                if unacked:
+                    self._queue.extendleft(reversed(unacked))
                     self._wake()  # another connection may take them sooner
             if failed is None:
                 continue  # the peer closed an idle connection: reconnect when there is work
@@ -246,28 +248,23 @@ class LumberjackClient:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         wakeup: asyncio.Event,
-        inflight: deque[_Window],
+        session: WriterSession[_Window],
         backoff: Backoff,
     ) -> None:
-        """Write queued windows and match acks until the connection fails (raises) or idles out (returns)."""
+        """Write queued windows and hand acks to `session` until the connection fails (raises) or idles
+        out (returns). The ack rules live in the sans-IO `WriterSession`; this loop only moves bytes."""
         loop = asyncio.get_running_loop()
-        acks = AckDecoder()
-        heard = False  # any byte from the server on this connection
-        deadline: float | None = None
         read_task: asyncio.Task[bytes] | None = None
         wake_task: asyncio.Task[bool] | None = None
         try:
             while True:
                 wakeup.clear()
-                while self._queue and len(inflight) < self._per_worker:
+                while self._queue and session.has_room:
                     window = self._queue.popleft()
                     if window.done.done():
                         continue
                     window.attempts += 1
-                    inflight.append(window)
-                    writer.write(window.frame)
-                    if deadline is None:
-                        deadline = loop.time() + self.timeout
+                    writer.write(session.write(window, loop.time()))
                 if writer.transport.get_write_buffer_size():
                     async with asyncio.timeout(self.timeout):
                         await writer.drain()
@@ -275,9 +272,9 @@ class LumberjackClient:
                     read_task = asyncio.ensure_future(reader.read(65536))
                 if wake_task is None:
                     wake_task = asyncio.ensure_future(wakeup.wait())
-                wait = None if deadline is None else max(0.0, deadline - loop.time())
+                wait = None if session.deadline is None else max(0.0, session.deadline - loop.time())
                 done, _ = await asyncio.wait({read_task, wake_task}, timeout=wait, return_when="FIRST_COMPLETED")
-                if not done:
+                if not done and session.expired(loop.time()):
                     raise TimeoutError(f"no ack for {self.timeout:g}s")
                 if wake_task in done:
                     wake_task = None
@@ -286,28 +283,15 @@ class LumberjackClient:
                 data = read_task.result()
                 read_task = None
                 if not data:
-                    if inflight:
-                        raise EOFError(self._closed_before_ack(heard))
+                    if session.in_flight:
+                        raise EOFError(self._closed_before_ack(session.heard))
                     return
-                heard = True
-                for seq in acks.feed(data):
-                    if not inflight:
-                        if seq == 0:
-                            continue
-                        raise ProtocolError(f"ack {seq} with no window outstanding", "unexpected_ack")
-                    deadline = loop.time() + self.timeout
-                    head = inflight[0]
-                    if seq > head.count:
-                        raise ProtocolError(f"ack {seq} beyond the window of {head.count} events", "unexpected_ack")
-                    if seq == head.count:
-                        inflight.popleft()
-                        backoff.reset()
-                        if not head.done.done():
-                            head.done.set_result(None)
-                        if self._queue:
-                            wakeup.set()  # room for a queued window on this connection
-                if not inflight:
-                    deadline = None
+                for acked in session.receive(data, loop.time()):
+                    backoff.reset()
+                    if not acked.done.done():
+                        acked.done.set_result(None)
+                if self._queue and session.has_room:
+                    wakeup.set()  # room for a queued window on this connection
         finally:
             for t in (read_task, wake_task):
                 if t is not None:
