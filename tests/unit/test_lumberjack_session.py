@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import pytest
@@ -82,7 +83,7 @@ def test_any_split_of_acks_with_keepalives_completes_every_window_once_in_order(
         stream += encode_ack(w.count)
     points = sorted({c % (len(stream) + 1) for c in cuts} | {0, len(stream)})
     done: list[Win] = []
-    for lo, hi in zip(points, points[1:], strict=False):
+    for lo, hi in itertools.pairwise(points):
         done += s.receive(stream[lo:hi], 1.0)
     assert done == windows
     assert not s.in_flight and s.deadline is None
