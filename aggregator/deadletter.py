@@ -2,8 +2,8 @@
 
 One NDJSON record per event: `{"@timestamp", "index", "status", "error", "event"}`, where `event` is the
 exact document that was sent. The file is rotated by size to `.1` .. `.keep` (oldest dropped), like
-logrotate. Writes are synchronous and flushed before the window is acknowledged: dead letters are rare,
-and an acknowledged event must be either in OpenSearch or in this file.
+logrotate. Writes are fsynced before the window is acknowledged (an acknowledged event must be either in
+OpenSearch or in this file); the caller runs `write` in a thread so the fsync never blocks the event loop.
 """
 
 from __future__ import annotations

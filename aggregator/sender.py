@@ -184,7 +184,8 @@ class Sender:
         records = [(item.source, item.index, status, error) for item, status, error in dead]
         while True:
             try:
-                self.dead_letter.write(records)
+                # the fsync must not stall every connection's acks: it runs in a thread
+                await asyncio.to_thread(self.dead_letter.write, records)
                 break
             except OSError as exc:
                 # never ack an event that is neither indexed nor written down; the window stays open

@@ -1,8 +1,15 @@
-"""The shipper process: tail files, send windows, checkpoint acknowledged offsets.
+"""The shipper process: find files, read them, send windows, checkpoint acknowledged offsets.
 
-One reader task goes over files with new data (woken by inotify or a poll tick) and reads one chunk
-from each in turn; windows go to the publisher, which blocks the reader while `max_pending_windows`
-await acks. A second task writes the registry every `flush_interval` when it changed. SIGTERM: stop
+Three tasks, so that a blocked output never stops the shipper from finding and holding files:
+
+- discovery (`_discover_loop`): rescans the globs every `scan_interval` and whenever inotify reports a
+  file created, renamed or deleted; registers new files and holds their handles, detaches rotated ones,
+  finishes truncated and recovered generations. It never waits for the output.
+- the reader (`_read_loop`): reads files with new data in chunks and puts sealed windows into the
+  sender's bounded queue; it waits there when the output is blocked, which bounds memory.
+- the sender (`pipeline.Sender`): owns the connection, windows in flight and acks.
+
+Housekeeping writes the registry every `flush_interval` in a thread (it fsyncs). SIGTERM: stop
 reading, send what was read, wait for acks up to `shutdown_timeout`, write the registry, exit 0.
 """
 
@@ -25,7 +32,7 @@ from shipper.config import ShipperConfig
 from shipper.harvester import Batch, Harvester
 from shipper.heap import trim
 from shipper.metrics import ShipperMetrics
-from shipper.pipeline import Publisher, SendFn, WindowAssembler
+from shipper.pipeline import Sender, SendFn, WindowAssembler
 from shipper.registry import CorruptRegistry, RegistryFile
 from shipper.tailer import Tailer
 from shipper.watch import POLL_TICK, make_watcher
@@ -46,7 +53,8 @@ class Shipper:
         except CorruptRegistry as exc:
             log.error("%s; starting without checkpoints", exc)
             self.checkpoints = self.registry_file.load()
-        self.tailer = Tailer(cfg, self.checkpoints)
+        self.assembler = WindowAssembler(cfg.output.window_size, self.checkpoints)
+        self.tailer = Tailer(cfg, self.checkpoints, on_lost=self._lost, on_retire=self.assembler.rekey)
         self.client: LumberjackClient | None = None
         if send is None:
             tls = cfg.output.tls
@@ -62,19 +70,20 @@ class Shipper:
                 max_pending_windows=cfg.output.max_pending_windows,
             )
             send = self.client.send
-        self.assembler = WindowAssembler(cfg.output.window_size)
-        self.publisher = Publisher(
+        self.sender = Sender(
             send,
             self.checkpoints,
             cfg.output.max_pending_windows,
+            cfg.output.queue_windows,
             on_acked=self._count_acked,
             on_sent=self.metrics.events_sent.inc,
         )
         self.metrics.watch_files(self._behind)
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
+        self._rescan = asyncio.Event()
+        self._created: list[str] = []
         self._dirty: set[str] = set()
-        self._rescan = False
         self._registry_ok = True
         self._registry_error = ""
         self._last_connected = time.monotonic()
@@ -86,6 +95,11 @@ class Shipper:
     def _count_acked(self, n: int) -> None:
         self._acked_total += n
         self.metrics.events_acked.inc(n)
+
+    def _lost(self, reason: str, path: str, first: int, end: int) -> None:
+        self.metrics.lost(reason, end - first)
+        what = f"bytes {first}-{end}" if end > first else "its bytes (size unknown)"
+        log.error("%s: %s could not be read (%s); counted in logship_shipper_bytes_lost_total", path, what, reason)
 
     def _behind(self) -> Iterator[tuple[str, int]]:
         for h in list(self.tailer.harvesters.values()):
@@ -123,20 +137,25 @@ class Shipper:
             self.watcher.mode,
             ", ".join(self.cfg.output.hosts),
         )
+        self._scan()  # every file is registered and held before anything is read
+        self.sender.start()
         housekeeping = asyncio.create_task(self._housekeeping())
+        discovery = asyncio.create_task(self._discover_loop())
         reader = asyncio.create_task(self._read_loop())
         stopping = asyncio.create_task(self._stopping.wait())
         try:
-            await asyncio.wait({reader, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({reader, discovery, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            discovery.cancel()
             if not reader.done():
-                # The reader may be blocked handing a window to a full pipeline (no aggregator): it is
-                # cancelled. Events it held were never in an opened window, so no checkpoint passes
-                # them; they are read again at the next start.
+                # The reader may be waiting for room in a full queue (no aggregator): it is cancelled.
+                # Windows it built but could not queue stay open in the checkpoints, so no checkpoint
+                # moves past them; their events are read again at the next start.
                 await asyncio.wait({reader}, timeout=1.0)
                 reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
-            if reader.done() and not reader.cancelled() and reader.exception() is not None:
-                raise reader.exception()  # type: ignore[misc]
+            await asyncio.gather(reader, discovery, return_exceptions=True)
+            for task in (reader, discovery):
+                if not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
         finally:
             stopping.cancel()
             await self._shutdown()
@@ -145,21 +164,16 @@ class Shipper:
         return 0
 
     async def _shutdown(self) -> None:
-        deadline = time.monotonic() + self.cfg.shutdown_timeout
         w = self.assembler.take()
-        try:
-            if w is not None:
-                await asyncio.wait_for(self.publisher.publish(w), timeout=self.cfg.shutdown_timeout)
-            left = max(0.0, deadline - time.monotonic())
-            if not await self.publisher.drain(left):
-                log.warning(
-                    "%d window(s) not acknowledged within shutdown_timeout; they are resent at the next start",
-                    self.publisher.in_flight,
-                )
-        except TimeoutError:
-            log.warning("no aggregator took the last window within shutdown_timeout; resent at the next start")
-        await self.publisher.cancel()
-        self._save_registry()
+        if w is not None:
+            await self.sender.put(w, force=True)
+        if not await self.sender.drain(self.cfg.shutdown_timeout):
+            log.warning(
+                "%d window(s) not acknowledged within shutdown_timeout; they are resent at the next start",
+                self.sender.in_flight + self.sender.queued,
+            )
+        await self.sender.close()
+        await self._save_registry()
         if self.client is not None:
             await self.client.close()
         self.watcher.close()
@@ -168,7 +182,7 @@ class Shipper:
             await self.ops.close()
         log.info("shipper stopped; registry written to %s", self.cfg.registry.path)
 
-    # -- reading ------------------------------------------------------------------------------
+    # -- discovery ----------------------------------------------------------------------------
 
     def _on_change(self, realpath: str) -> None:
         key = self.tailer.by_realpath.get(realpath)
@@ -176,9 +190,31 @@ class Shipper:
             self._dirty.add(key)
             self._wake.set()
 
-    def _on_rescan(self) -> None:
-        self._rescan = True
+    def _on_rescan(self, created: Sequence[str] = ()) -> None:
+        self._created.extend(created)
+        self._rescan.set()
+
+    def _scan(self) -> None:
+        created, self._created = self._created, []
+        self.tailer.scan(time.monotonic(), time.time(), created)
+        self.watcher.update(self.tailer.watch_dirs)
+        self._dirty.update(self.tailer.harvesters)
         self._wake.set()
+        m = self.metrics
+        m.open_files.set(len(self.tailer.harvesters))
+        m.files_waiting.set(len(self.tailer.waiting))
+        m.deleted_bytes_held.set(self.tailer.deleted_bytes_held)
+
+    async def _discover_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self._rescan.wait(), self.cfg.scan_interval)
+            except TimeoutError:
+                pass
+            self._rescan.clear()
+            self._scan()
+
+    # -- reading ------------------------------------------------------------------------------
 
     async def _emit(self, h: Harvester, batch: Batch) -> None:
         if batch.lines:
@@ -186,26 +222,18 @@ class Shipper:
         if batch.nbytes:
             self.metrics.bytes_read.inc(batch.nbytes)
         if batch.events:
-            fp = h.identity.fingerprint
-            for window in self.assembler.add(h.key, h.path, fp, batch.events, batch.resumes):
-                await self.publisher.publish(window)
+            # the key is read once: discovery may retire this generation under a new key meanwhile
+            for window in self.assembler.add(
+                h.key, h.path, h.identity.fingerprint, batch.events, batch.resumes, h.real
+            ):
+                await self.sender.put(window)
 
     async def _read_loop(self) -> None:
-        cfg = self.cfg
-        chunk = cfg.read_buffer_bytes
+        chunk = self.cfg.read_buffer_bytes
         harvesters = self.tailer.harvesters
-        next_scan = 0.0
         next_poll = 0.0
         while not self._stopping.is_set():
             now = time.monotonic()
-            if now >= next_scan or self._rescan:
-                self._rescan = False
-                for h, b in self.tailer.scan(now, time.time()):
-                    await self._emit(h, b)
-                self.watcher.update(self.tailer.watch_dirs)
-                self._dirty.update(harvesters)
-                self.metrics.open_files.set(len(harvesters))
-                next_scan = now + cfg.scan_interval
             if now >= next_poll:
                 # poll mode checks every file; inotify mode only rotated ones (their new name is unwatched)
                 if self.watcher.tick is not None:
@@ -226,7 +254,7 @@ class Shipper:
                     continue
                 await self._emit(hv, batch)
                 if not hv.at_eof:
-                    self._dirty.add(key)
+                    self._dirty.add(hv.key)
                     progressed = True
                 if self._stopping.is_set():
                     return
@@ -238,20 +266,22 @@ class Shipper:
                         await self._emit(h, h.flush_due(now))
                     elif deadline is None or d < deadline:
                         deadline = d
-            reaped = self.tailer.reap(now)
-            for h, b in reaped:
-                await self._emit(h, b)
-            if reaped:
+            done = self.tailer.reap(now)
+            for h, finished in done:
+                if finished:
+                    await self._emit(h, h.finish())
+                self.tailer.release(h)
+            if done:
                 self.metrics.open_files.set(len(harvesters))
             if progressed:
                 await asyncio.sleep(0)
                 continue
             w = self.assembler.take()
             if w is not None:
-                await self.publisher.publish(w)
-            wait_until = min(next_scan, next_poll, deadline if deadline is not None else next_scan)
+                await self.sender.put(w)
+            wait_until = min(next_poll, deadline if deadline is not None else next_poll)
             timeout = wait_until - time.monotonic()
-            if timeout > 0 and not self._dirty and not self._rescan:
+            if timeout > 0 and not self._dirty:
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout)
@@ -260,13 +290,16 @@ class Shipper:
 
     # -- registry -----------------------------------------------------------------------------
 
-    def _save_registry(self) -> None:
+    async def _save_registry(self) -> None:
         if not self.checkpoints.changed:
             return
+        data = self.checkpoints.snapshot()
         try:
-            self.registry_file.save(self.checkpoints)
+            # fsyncs take milliseconds to seconds on a busy disk: never on the event loop
+            await asyncio.to_thread(self.registry_file.write, data)
         except OSError as exc:
             # keep the state in memory and retry: ENOSPC and EIO are often transient
+            self.checkpoints.changed = True
             self.metrics.registry_errors.inc()
             if self._registry_ok:
                 log.error("cannot write registry %s: %s; retrying", self.cfg.registry.path, exc)
@@ -282,10 +315,11 @@ class Shipper:
         acked = 0
         while True:
             await asyncio.sleep(self.cfg.registry.flush_interval)
-            self._save_registry()
+            await self._save_registry()
             trim()  # what a burst of reading freed goes back to the kernel instead of staying resident
             now = time.monotonic()
             self.metrics.windows_pending.set(self.checkpoints.pending_windows)
+            self.metrics.windows_queued.set(self.sender.queued)
             if self.client is not None:
                 if self.client.connected:
                     self._last_connected = now

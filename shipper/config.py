@@ -97,6 +97,7 @@ class OutputConfig(StrictModel):
     loadbalance: bool = False
     window_size: int = Field(2048, ge=1)
     max_pending_windows: int = Field(2, ge=1)
+    queue_windows: int = Field(2, ge=1)  # sealed windows waiting for the sender; readers pause beyond it
     compression_level: int = Field(3, ge=0, le=9)
     timeout: Duration = 30.0
     backoff: BackoffConfig = Field(default_factory=BackoffConfig)
@@ -126,6 +127,8 @@ class ShipperConfig(StrictModel):
     scan_interval: Duration = 2.0
     watch: Literal["auto", "inotify", "poll"] = "auto"
     close_inactive: Duration = 300.0
+    max_open_files: int = Field(4096, ge=1)
+    max_deleted_bytes_held: ByteSize = Field(2 * 1024**3, ge=0)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)

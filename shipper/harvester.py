@@ -1,14 +1,14 @@
-"""One open log file: read it in large chunks, turn the bytes into encoded events.
+"""One generation of one log file: read it in large chunks, turn the bytes into encoded events.
 
 The harvester holds the file descriptor, so it keeps reading a file that was renamed (kubelet and
 logrotate rotation) or deleted, until the end; the file set (`tailer.py`) decides when it is done.
 Reads use `pread` at our own offset, so a truncation (copytruncate) is seen as size < offset, or as
-different first bytes, and reading restarts at 0.
+different first bytes. The bytes of a generation may move under it: to the copy a copytruncate left,
+or to the `.gz` of a rotated file (`switch_source`); offsets, and so event ids, stay the same.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 
@@ -17,6 +17,7 @@ from shipper.formats import AutoDecoder, Decoder, PlainDecoder, Record
 from shipper.identity import FINGERPRINT_BYTES, FileIdentity
 from shipper.lines import LineSplitter
 from shipper.multiline import MultilineJoiner
+from shipper.sources import ByteSource, PlainSource
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +45,11 @@ class Batch:
 
 
 class Harvester:
-    def __init__(self, path: str, fd: int, identity: FileIdentity, offset: int, source: Source) -> None:
+    def __init__(
+        self, path: str, src: ByteSource | int, identity: FileIdentity, offset: int, source: Source, real: str = ""
+    ) -> None:
         self.path = path
-        self.fd = fd
+        self.src: ByteSource | None = PlainSource(src, real or path) if isinstance(src, int) else src
         self.identity = identity
         self.key = identity.key
         self.source = source
@@ -56,6 +59,8 @@ class Harvester:
         self.last_data = time.monotonic()  # when bytes were last read
         self.at_eof = False
         self.closed = False
+        self.seen_size = offset  # the largest size seen of this generation: what an unread loss is measured by
+        self.ended: str | None = None  # why no more bytes will come (handle given up); the reader then releases it
         self._builder = EventBuilder(
             path=path,
             identity=identity,
@@ -85,29 +90,54 @@ class Harvester:
         """When pending multi-line text must be flushed."""
         return self._joiner.deadline if self._joiner is not None else None
 
+    @property
+    def real(self) -> str:
+        """The file the bytes are read from now."""
+        return self.src.name if self.src is not None else ""
+
     def size(self) -> int:
-        return os.fstat(self.fd).st_size
+        return self.src.size() if self.src is not None else self.read_offset
 
     def truncated(self) -> bool:
         """Copytruncate: the file is now shorter than what we read, or its first bytes changed."""
-        size = self.size()
+        if self.src is None:
+            return False
+        size = self.src.size()
         if size < self.read_offset:
             return True
         head = self.identity.head
-        return bool(head) and os.pread(self.fd, len(head), 0) != head
+        if head and self.src.pread(len(head), 0) != head:
+            return True
+        if len(head) < FINGERPRINT_BYTES < size or len(head) < size <= FINGERPRINT_BYTES:
+            # grow the fingerprint while reading waits (an outage): the registry can then recognise this
+            # generation by content after it is renamed or compressed; ids only use bytes before an event
+            self.identity.extend(0, self.src.pread(FINGERPRINT_BYTES, 0))
+        self.seen_size = max(self.seen_size, size)
+        return False
 
-    def restart(self) -> Batch:
-        """Start over at offset 0 after a truncation; what was pending is flushed first."""
-        batch = self.finish()
-        self.identity.reset(os.pread(self.fd, FINGERPRINT_BYTES, 0))
-        self.read_offset = 0
+    def switch_source(self, src: ByteSource) -> None:
+        """The rest of this generation is in another file now (a copytruncate copy, a .gz)."""
+        if self.src is not None:
+            self.src.close()
+        self.src = src
         self.at_eof = False
-        self._start(0)
-        return batch
+
+    def end(self, reason: str) -> tuple[int, int]:
+        """Give up the file handle: nothing more will be read. Returns the byte range left unread."""
+        unread = (self.read_offset, max(self.read_offset, self.seen_size))
+        if self.src is not None:
+            self.src.close()
+            self.src = None
+        self.ended = reason
+        self.at_eof = True
+        return unread
 
     def read(self, max_bytes: int, now: float) -> Batch:
         """Read up to `max_bytes` and return the events they complete."""
-        data = os.pread(self.fd, max_bytes, self.read_offset)
+        if self.src is None:
+            self.at_eof = True
+            return Batch([], [])
+        data = self.src.pread(max_bytes, self.read_offset)
         if not data:
             self.at_eof = True
             return Batch([], [])
@@ -115,6 +145,7 @@ class Harvester:
         if self.read_offset < FINGERPRINT_BYTES:
             self.identity.extend(self.read_offset, data)
         self.read_offset += len(data)
+        self.seen_size = max(self.seen_size, self.read_offset)
         self.last_data = now
         lines = self._splitter.feed(data)
         records = self._decoder.decode(lines)
@@ -164,7 +195,16 @@ class Harvester:
         except OSError:
             return 0
 
+    def on_disk(self) -> tuple[int, bool]:
+        """(bytes of the open file on disk, whether it is deleted and held open only by us)."""
+        try:
+            return self.src.on_disk() if self.src is not None else (0, False)
+        except OSError:
+            return 0, False
+
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            os.close(self.fd)
+            if self.src is not None:
+                self.src.close()
+                self.src = None

@@ -24,6 +24,10 @@ class _BehindCollector(Collector):
         yield g
 
 
+# why bytes could not be read (docs/guarantees.md explains each)
+LOSS_REASONS = ("deleted_before_open", "truncated", "not_found", "open_files_cap", "deleted_bytes_cap")
+
+
 class ShipperMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -39,9 +43,39 @@ class ShipperMetrics:
         self.registry_errors = Counter(
             "logship_shipper_registry_write_errors", "Failed registry writes (retried)", registry=r
         )
+        self.windows_queued = Gauge(
+            "logship_shipper_windows_queued", "Windows built and waiting for the sender", registry=r
+        )
+        self.bytes_lost = Counter(
+            "logship_shipper_bytes_lost",
+            "Bytes of log files that could not be read, by reason (each case is also logged with path and range)",
+            ["reason"],
+            registry=r,
+        )
+        self.files_lost = Counter(
+            "logship_shipper_files_lost", "Files with bytes that could not be read, by reason", ["reason"], registry=r
+        )
+        self.deleted_bytes_held = Gauge(
+            "logship_shipper_deleted_bytes_held",
+            "Disk bytes of deleted files still held open to be read to the end (cap: max_deleted_bytes_held)",
+            registry=r,
+        )
+        self.files_waiting = Gauge(
+            "logship_shipper_files_waiting",
+            "Files registered but not held open because max_open_files was reached",
+            registry=r,
+        )
         self.output_connected = Gauge(
             "logship_shipper_output_connected", "1 while connected to an aggregator", registry=r
         )
+
+        for reason in LOSS_REASONS:  # every series exists from the start, at 0
+            self.bytes_lost.labels(reason)
+            self.files_lost.labels(reason)
+
+    def lost(self, reason: str, nbytes: int) -> None:
+        self.bytes_lost.labels(reason).inc(max(0, nbytes))
+        self.files_lost.labels(reason).inc()
 
     def watch_files(self, files: Callable[[], Iterable[tuple[str, int]]]) -> None:
         self.registry.register(_BehindCollector(files))

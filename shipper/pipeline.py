@@ -1,9 +1,14 @@
-"""From harvested events to acknowledged windows.
+"""From harvested events to acknowledged windows: the queue between reading and sending.
 
-`WindowAssembler` (pure) packs events of many files into windows of `window_size` events and
-remembers, per file, the offset the file reaches once the window is acknowledged. `Publisher` sends
-windows through the protocol client with at most `max_pending_windows` awaiting an ack: the reader
-awaits `publish()`, so when the aggregator is slow reading pauses and memory stays bounded.
+`WindowAssembler` (pure) packs events of many files into windows of `window_size` events, remembers
+per file the offset the file reaches once the window is acknowledged, and opens each window in the
+checkpoints the moment it is sealed. A window that was built but never acknowledged therefore holds
+back every later window's checkpoint (they are applied in order), whatever happens to it: a shutdown
+can never move a checkpoint past an event that was not sent.
+
+`Sender` owns the output (Filebeat's queue + output, aiokafka's accumulator + sender): readers put
+whole windows into a bounded queue and wait only when it is full; the sender keeps up to
+`max_pending_windows` in flight, retries, and applies acks to the checkpoints in window order.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -25,72 +31,111 @@ log = logging.getLogger("logship.shipper.pipeline")
 class Window:
     events: list[bytes] = field(default_factory=list)
     positions: dict[str, Position] = field(default_factory=dict)
+    wid: int = -1  # its place in the checkpoints' order, once sealed
 
 
 class WindowAssembler:
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, checkpoints: Checkpoints) -> None:
         self._size = size
+        self._checkpoints = checkpoints
         self._window = Window()
 
     def __len__(self) -> int:
         return len(self._window.events)
 
-    def add(self, key: str, path: str, fp: tuple[int, str], events: list[bytes], resumes: list[int]) -> list[Window]:
-        """Add one file's events (in file order); return the windows they fill."""
+    def add(
+        self, key: str, path: str, fp: tuple[int, str], events: list[bytes], resumes: list[int], real: str = ""
+    ) -> list[Window]:
+        """Add one file's events (in file order); return the windows they fill, sealed."""
         full: list[Window] = []
         i, n = 0, len(events)
         while i < n:
             w = self._window
             j = min(n, i + self._size - len(w.events))
             w.events.extend(events[i:j] if i or j != n else events)
-            w.positions[key] = Position(path, resumes[j - 1], fp[0], fp[1])
+            w.positions[key] = Position(path, resumes[j - 1], fp[0], fp[1], real)
             i = j
             if len(w.events) >= self._size:
-                full.append(w)
+                full.append(self._seal(w))
                 self._window = Window()
         return full
 
     def take(self) -> Window | None:
-        """The partly filled window, if any (sent when the files have nothing more to read now)."""
+        """The partly filled window, sealed, if any (sent when the files have nothing more to read now)."""
         w = self._window
         if not w.events:
             return None
         self._window = Window()
+        return self._seal(w)
+
+    def rekey(self, old: str, new: str) -> None:
+        """A file's generation was retired under a new key (see `Checkpoints.retire`)."""
+        if old in self._window.positions:
+            self._window.positions[new] = self._window.positions.pop(old)
+
+    def _seal(self, w: Window) -> Window:
+        w.wid = self._checkpoints.open_window(w.positions)
         return w
 
 
 SendFn = Callable[[Sequence[bytes]], Awaitable[None]]
 
 
-class Publisher:
+class Sender:
     def __init__(
         self,
         send: SendFn,
         checkpoints: Checkpoints,
         max_pending_windows: int,
+        max_queued_windows: int,
         on_acked: Callable[[int], None] = lambda n: None,
         on_sent: Callable[[int], None] = lambda n: None,
     ) -> None:
         self._send = send
         self._checkpoints = checkpoints
         self._slots = asyncio.Semaphore(max_pending_windows)
+        self._max_queued = max(1, max_queued_windows)
+        self._queue: deque[Window] = deque()
+        self._ready = asyncio.Event()
+        self._space = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._on_acked = on_acked
         self._on_sent = on_sent
+        self._runner: asyncio.Task[None] | None = None
 
     @property
     def in_flight(self) -> int:
         return len(self._tasks)
 
-    async def publish(self, window: Window) -> None:
-        """Hand a window to the output; waits while `max_pending_windows` are unacknowledged."""
-        await self._slots.acquire()
-        wid = self._checkpoints.open_window(window.positions)
-        task = asyncio.create_task(self._deliver(wid, window))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
 
-    async def _deliver(self, wid: int, window: Window) -> None:
+    def start(self) -> None:
+        if self._runner is None:
+            self._runner = asyncio.create_task(self._run(), name="shipper-sender")
+
+    async def put(self, window: Window, force: bool = False) -> None:
+        """Queue a sealed window; waits while the queue is full (`force`: at shutdown, never waits)."""
+        while not force and len(self._queue) >= self._max_queued:
+            self._space.clear()
+            await self._space.wait()
+        self._queue.append(window)
+        self._ready.set()
+
+    async def _run(self) -> None:
+        while True:
+            while not self._queue:
+                self._ready.clear()
+                await self._ready.wait()
+            await self._slots.acquire()
+            window = self._queue.popleft()
+            self._space.set()
+            task = asyncio.create_task(self._deliver(window))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, window: Window) -> None:
         backoff = Backoff(1.0, 30.0)
         try:
             while True:
@@ -105,20 +150,29 @@ class Publisher:
                     delay = backoff.next()
                     log.error("sending a window failed (%s); retrying in %.1fs", exc, delay)
                     await asyncio.sleep(delay)
-            self._checkpoints.ack(wid, time.time())
+            self._checkpoints.ack(window.wid, time.time())
             self._on_acked(len(window.events))
         finally:
             self._slots.release()
 
     async def drain(self, timeout: float) -> bool:  # noqa: ASYNC109  (bounded wait is the point)
-        """Wait up to `timeout` seconds for every window in flight to be acknowledged."""
-        if not self._tasks:
-            return True
-        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
-        return not pending
+        """Wait up to `timeout` seconds until every queued window is sent and acknowledged."""
+        deadline = time.monotonic() + timeout
+        while self._queue or self._tasks:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if self._tasks:
+                await asyncio.wait(set(self._tasks), timeout=min(left, 0.1))
+            else:
+                await asyncio.sleep(min(left, 0.01))  # the runner is handing the next window out
+        return True
 
-    async def cancel(self) -> None:
-        for t in list(self._tasks):
+    async def close(self) -> None:
+        """Stop sending; windows not acknowledged stay below the checkpoints and are resent at the next start."""
+        tasks = [t for t in (self._runner, *self._tasks) if t is not None]
+        for t in tasks:
             t.cancel()
-        if self._tasks:
-            await asyncio.wait(set(self._tasks))
+        if tasks:
+            await asyncio.wait(tasks)
+        self._runner = None

@@ -5,6 +5,15 @@ file will have reached once it is acknowledged; acks may arrive in any order, bu
 strictly in window order, so an ack for a later window never moves a file past an earlier window that
 is still unacknowledged (a crash would otherwise skip that window's events).
 
+Besides the acknowledged offset, an entry remembers what was last seen of its file without needing an
+ack: where it lives now (`real`, which changes when it is rotated), its fingerprint as it grows, and its
+size. After a restart that is enough to find a rotated generation again by identity, to tell a file
+read to the end from one with bytes left, and to say how many bytes were lost when it cannot be found.
+
+A key is the file's `dev:ino`. When that inode starts a new generation (copytruncate, inode reuse) the
+old generation is *retired* under `dev:ino@fingerprint`, together with its windows still in flight, so
+both generations keep their own checkpoint.
+
 `RegistryFile` writes the checkpoints atomically (temp file, fsync, rename, fsync of the directory):
 after a crash the file holds either the previous or the new state, never a torn one.
 """
@@ -12,6 +21,7 @@ after a crash the file holds either the previous or the new state, never a torn 
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,16 +29,24 @@ from typing import Any
 
 import orjson
 
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass(slots=True)
 class Entry:
-    path: str
-    offset: int
+    path: str  # the path events report (the glob match, e.g. the /var/log/containers symlink)
+    offset: int  # acknowledged: everything before it reached OpenSearch (or was counted as lost)
     fp_len: int
     fp_hash: str
     seen: float  # wall-clock time the file was last seen on disk
+    real: str = ""  # where the file itself was last seen (follows rotations)
+    size: int = -1  # its size when last seen; -1: unknown
+
+    @property
+    def finished(self) -> bool:
+        """Everything the file was seen to hold is acknowledged."""
+        return self.size >= 0 and self.offset >= self.size
 
 
 @dataclass(slots=True, frozen=True)
@@ -39,6 +57,13 @@ class Position:
     offset: int
     fp_len: int
     fp_hash: str
+    real: str = ""
+
+
+def identity_of(key: str) -> tuple[int, int]:
+    """(dev, ino) of the file a key names, also for a retired generation's `dev:ino@fp` key."""
+    dev, _, ino = key.partition("@")[0].partition(":")
+    return int(dev), int(ino)
 
 
 class Checkpoints:
@@ -69,16 +94,56 @@ class Checkpoints:
 
     def _set(self, key: str, pos: Position, now: float) -> None:
         e = self.entries.get(key)
-        if e is None or e.fp_hash != pos.fp_hash or e.fp_len != pos.fp_len or e.offset != pos.offset:
-            self.entries[key] = Entry(pos.path, pos.offset, pos.fp_len, pos.fp_hash, now)
+        if e is None:
+            self.entries[key] = Entry(pos.path, pos.offset, pos.fp_len, pos.fp_hash, now, pos.real or pos.path)
             self.changed = True
-        else:
-            e.seen = now
+            return
+        e.seen = now
+        if e.offset != pos.offset or e.path != pos.path:
+            e.offset, e.path = pos.offset, pos.path
+            self.changed = True
+        if pos.fp_len > e.fp_len:  # the fingerprint only grows within one generation
+            e.fp_len, e.fp_hash = pos.fp_len, pos.fp_hash
+            self.changed = True
 
-    def set_now(self, key: str, pos: Position, now: float) -> None:
-        """Record a position that needs no ack (a new file discovered with nothing to send yet)."""
+    def set_now(self, key: str, pos: Position, now: float, size: int = -1) -> None:
+        """Register a file the moment it is seen, before anything of it is sent (no ack needed)."""
         if key not in self.entries:
             self._set(key, pos, now)
+            self.entries[key].size = size
+
+    def observe(self, key: str, real: str, fp: tuple[int, str], size: int, now: float) -> None:
+        """What was seen of a file without an ack: where it is, its grown fingerprint, its size."""
+        e = self.entries.get(key)
+        if e is None:
+            return
+        e.seen = now
+        fp_len, fp_hash = fp
+        if real != e.real or size != e.size or fp_len > e.fp_len:
+            e.real, e.size = real, size
+            if fp_len > e.fp_len:
+                e.fp_len, e.fp_hash = fp_len, fp_hash
+            self.changed = True
+
+    def give_up(self, key: str, offset: int) -> None:
+        """Bytes before `offset` cannot be read any more (counted as lost): do not look for them again."""
+        e = self.entries.get(key)
+        if e is not None and e.offset < offset:
+            e.offset = offset
+            self.changed = True
+
+    def retire(self, key: str, fp_hash: str) -> str:
+        """The inode of `key` starts a new generation: move the old one (its entry and the positions of
+        windows not acknowledged yet) to a key of its own, and return that key."""
+        old = f"{key}@{fp_hash}"
+        e = self.entries.pop(key, None)
+        if e is not None:
+            self.entries[old] = e
+            self.changed = True
+        for _, positions in self._windows:
+            if key in positions:
+                positions[old] = positions.pop(key)
+        return old
 
     def touch(self, keys: list[str], now: float) -> None:
         for key in keys:
@@ -101,7 +166,15 @@ class Checkpoints:
             {
                 "version": VERSION,
                 "files": {
-                    k: {"path": e.path, "offset": e.offset, "fp_len": e.fp_len, "fp": e.fp_hash, "seen": e.seen}
+                    k: {
+                        "path": e.path,
+                        "offset": e.offset,
+                        "fp_len": e.fp_len,
+                        "fp": e.fp_hash,
+                        "seen": e.seen,
+                        "real": e.real,
+                        "size": e.size,
+                    }
                     for k, e in self.entries.items()
                 },
             },
@@ -111,12 +184,32 @@ class Checkpoints:
     @classmethod
     def from_bytes(cls, data: bytes) -> Checkpoints:
         doc: Any = orjson.loads(data)
-        if not isinstance(doc, dict) or doc.get("version") != VERSION or not isinstance(doc.get("files"), dict):
+        if (
+            not isinstance(doc, dict)
+            or doc.get("version") not in READABLE_VERSIONS
+            or not isinstance(doc.get("files"), dict)
+        ):
             raise ValueError(f"not a version {VERSION} registry")
         entries = {}
         for key, f in doc["files"].items():
-            entries[key] = Entry(str(f["path"]), int(f["offset"]), int(f["fp_len"]), str(f["fp"]), float(f["seen"]))
+            path = str(f["path"])
+            entries[key] = Entry(
+                path,
+                int(f["offset"]),
+                int(f["fp_len"]),
+                str(f["fp"]),
+                float(f["seen"]),
+                str(f.get("real") or path),
+                int(f.get("size", -1)),
+            )
         return cls(entries)
+
+    def snapshot(self) -> bytes:
+        """The state to persist, taken on the event loop; `changed` is cleared (set it again if the write
+        fails)."""
+        data = self.to_bytes()
+        self.changed = False
+        return data
 
 
 class RegistryFile:
@@ -124,6 +217,8 @@ class RegistryFile:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        # writes run in threads; a write still running when the next one starts must finish first
+        self._lock = threading.Lock()
 
     def load(self) -> Checkpoints:
         """The saved checkpoints; an unreadable or corrupt file is set aside, never fatal."""
@@ -139,7 +234,15 @@ class RegistryFile:
             raise CorruptRegistry(f"{self.path}: unreadable registry ({exc}); moved to {aside}") from None
 
     def save(self, checkpoints: Checkpoints) -> None:
-        data = checkpoints.to_bytes()
+        self.write(checkpoints.to_bytes())
+        checkpoints.changed = False
+
+    def write(self, data: bytes) -> None:
+        """Atomically replace the file with `data`; blocking (fsyncs): run it in a thread."""
+        with self._lock:
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -156,7 +259,6 @@ class RegistryFile:
             os.fsync(dfd)
         finally:
             os.close(dfd)
-        checkpoints.changed = False
 
 
 class CorruptRegistry(Exception):

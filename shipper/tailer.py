@@ -1,14 +1,24 @@
-"""The set of files being tailed: discovery by glob, rotation, truncation, release.
+"""The set of files being tailed: discovery, rotation, truncation, recovery by identity, release.
 
-Files are keyed by device:inode (following symlinks, so `/var/log/containers/*.log` resolves into
-`/var/log/pods`). Rotation cases (SPEC §5):
+`scan()` never waits for the output: it runs while sending is blocked, so every file is registered
+(identity + fingerprint, offset 0) and its handle held the moment it is seen, and a generation rotated
+away during an outage is still held and read to the end once sending resumes. Files are keyed by
+device:inode (following symlinks, so `/var/log/containers/*.log` resolves into `/var/log/pods`).
+Rotation cases (SPEC §5):
 
 - rename+create, kubelet `0.log` -> `0.log.<ts>`, delete while open: the path no longer leads to the
   open file, which is *detached*: read to the end, its unterminated last line flushed, then released.
   The new file at the path is a new key and starts at offset 0.
-- copytruncate: same inode, size below our offset or different first bytes: restart at 0.
-- inode reuse: a registry entry with that inode but another fingerprint is ignored: start at 0.
+- copytruncate: same inode, size below our offset or different first bytes. The old generation is
+  retired under a key of its own and finished from the copy logrotate left (or its .gz); the live file
+  starts a new generation at 0.
+- inode reuse, or a truncation while the shipper was down: the old generation is retired likewise and
+  looked for by identity among the siblings of its last path (`recovery.py`).
 - daily files: new names matched by the glob are new files.
+
+What still cannot be read is reported through `on_lost(reason, path, first, last)`: a file created and
+deleted before it could be opened, bytes truncated away with no copy, a generation not found again,
+or a handle given up to a cap (`max_open_files`, `max_deleted_bytes_held`).
 """
 
 from __future__ import annotations
@@ -18,18 +28,22 @@ import glob
 import logging
 import os
 import stat
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from shipper.config import ShipperConfig
-from shipper.harvester import Batch, Harvester, Source
+from shipper.harvester import Harvester, Source
 from shipper.identity import FINGERPRINT_BYTES, FileIdentity
-from shipper.registry import Checkpoints, Position
+from shipper.recovery import find_generation
+from shipper.registry import Checkpoints, Position, identity_of
 
 log = logging.getLogger("logship.shipper.tailer")
 
 # a detached file is released this long after its last byte was read: a writer that has not reopened
 # its file yet (logrotate's postrotate) still gets its last lines shipped
 DETACHED_GRACE = 1.0
+
+LostFn = Callable[[str, str, int, int], None]  # reason, path, first byte, end (exclusive)
 
 
 @dataclass(slots=True)
@@ -60,23 +74,45 @@ def sources_from_config(cfg: ShipperConfig) -> list[Source]:
 
 
 class Tailer:
-    def __init__(self, cfg: ShipperConfig, checkpoints: Checkpoints) -> None:
+    def __init__(
+        self,
+        cfg: ShipperConfig,
+        checkpoints: Checkpoints,
+        on_lost: LostFn = lambda reason, path, first, end: None,
+        on_retire: Callable[[str, str], None] = lambda old, new: None,
+    ) -> None:
         self._cfg = cfg
         self._sources = sources_from_config(cfg)
         self._checkpoints = checkpoints
+        self._on_lost = on_lost
+        self._on_retire = on_retire  # a key's generation moved to another key (pending windows follow)
         self.harvesters: dict[str, Harvester] = {}
         # read positions of files released while idle, so reopening them does not resend what is in flight
         self._released: dict[str, Position] = {}
         self.by_realpath: dict[str, str] = {}  # realpath -> key, for inotify events
         self.watch_dirs: set[str] = set()
-        self._resumed_rotated = False  # the first scan looks for files rotated while we were down
+        self._scanned = False
+        self.waiting: set[str] = set()  # registered, no handle yet (max_open_files reached)
+        self._orphans: set[str] = set()  # registered generations to look for by identity
+        self.deleted_bytes_held = 0
+        self._capped = False
+
+    # -- discovery -----------------------------------------------------------------------------
+
+    def _input_of(self, path: str) -> int | None:
+        for i, inp in enumerate(self._cfg.inputs):
+            if any(fnmatch.fnmatch(path, p) for p in inp.paths) and not any(
+                fnmatch.fnmatch(path, ex) for ex in inp.exclude
+            ):
+                return i
+        return None
 
     def discover(self) -> dict[str, Found]:
         found: dict[str, Found] = {}
         dirs: set[str] = set()
         for idx, inp in enumerate(self._cfg.inputs):
             for pattern in inp.paths:
-                base = _static_prefix(pattern)
+                base = _watch_root(pattern)
                 if base:
                     dirs.add(base)
                 for path in glob.glob(pattern):
@@ -97,11 +133,16 @@ class Tailer:
         self.watch_dirs = dirs
         return found
 
-    def scan(self, now: float, wall: float) -> list[tuple[Harvester, Batch]]:
-        """Rescan the globs: open new files, detach rotated/deleted ones, restart truncated ones."""
-        out: list[tuple[Harvester, Batch]] = []
+    def scan(self, now: float, wall: float, created: Iterable[str] = ()) -> None:
+        """Rescan the globs and account for every registered file. Never waits; never reads events.
+
+        `created`: paths the watcher saw created since the last scan (a file that is already gone
+        again could not be opened, and is reported as lost).
+        """
         found = self.discover()
-        for key, h in self.harvesters.items():
+        for key, h in list(self.harvesters.items()):
+            if h.ended is not None:
+                continue
             if key not in found:
                 if not h.detached:
                     log.info("%s: rotated or deleted; reading it to the end", h.path)
@@ -111,66 +152,59 @@ class Tailer:
             h.detached = False
             try:
                 if h.truncated():
-                    log.info("%s: truncated (copytruncate); reading from the start", h.path)
-                    out.append((h, h.restart()))
+                    self._truncated(h, found[key], now, wall)
             except OSError as exc:
                 log.warning("%s: cannot check for truncation: %s", h.path, exc)
         for key, f in found.items():
             if key not in self.harvesters:
-                h2 = self._open(f, now, wall)
-                if h2 is not None:
-                    self.harvesters[h2.key] = h2
-                    self.by_realpath[f.realpath] = h2.key
-        if not self._resumed_rotated:
-            self._resumed_rotated = True
-            self._resume_rotated(found, now, wall)
-        self._checkpoints.touch(list(found), wall)
-        return out
-
-    def _resume_rotated(self, found: dict[str, Found], now: float, wall: float) -> None:
-        """Finish files rotated away while the shipper was not running.
-
-        A checkpoint whose file no longer matches the globs may have been renamed next to its old path
-        (`0.log` -> `0.log.1` or `0.log.<ts>`) with unacknowledged lines left in it: find it there by
-        inode (and fingerprint, checked by `_open`) and read it to the end, as for a live rotation.
-        """
-        for key, entry in list(self._checkpoints.entries.items()):
-            if key in found or key in self.harvesters:
-                continue
-            source = next(
-                (i for i, inp in enumerate(self._cfg.inputs) if any(fnmatch.fnmatch(entry.path, p) for p in inp.paths)),
-                None,
+                self._add(f, now, wall)
+        if not self._scanned:
+            # first scan: generations registered before a restart that are not where they were
+            self._scanned = True
+            self._orphans.update(
+                k
+                for k, e in self._checkpoints.entries.items()
+                if k not in found and k not in self.harvesters and not e.finished
             )
-            if source is None:
-                continue
-            directory = os.path.dirname(os.path.realpath(entry.path))
-            try:
-                names = os.listdir(directory)
-            except OSError:
-                continue
-            for name in names:
-                path = os.path.join(directory, name)
-                if name.endswith(".gz"):
-                    continue
-                try:
-                    st = os.stat(path)
-                except OSError:
-                    continue
-                if stat.S_ISREG(st.st_mode) and f"{st.st_dev}:{st.st_ino}" == key:
-                    # events keep the path they had before the rotation, as for a live rotation
-                    h = self._open(Found(path, source, path), now, wall, name=entry.path)
-                    if h is not None and h.key == key and h.read_offset == entry.offset:
-                        log.info("%s: rotated while stopped; reading it to the end from offset %d", path, h.read_offset)
-                        h.detached = True
-                        h.detached_at = now
-                        self.harvesters[key] = h
-                        self.by_realpath[path] = key
-                    elif h is not None:
-                        h.close()  # same inode, another file (fingerprint differs): nothing of ours
-                    break
+        # waiting files that left their path before a handle was free: look for them by identity too
+        self._orphans.update(k for k in self.waiting if k not in found)
+        self.waiting.intersection_update(found)
+        self._recover(now, wall)
+        self._lost_before_open(created, found)
+        self._cap_deleted(now)
+        for key, h in self.harvesters.items():
+            if h.ended is None:
+                self._checkpoints.observe(key, h.real, h.identity.fingerprint, h.seen_size, wall)
+        self._checkpoints.touch(list(found), wall)
 
-    def _open(self, f: Found, now: float, wall: float, name: str | None = None) -> Harvester | None:
-        """`name`: the path events report (and take Kubernetes metadata from) when it is not `f.path`."""
+    def _room(self) -> bool:
+        return len(self.harvesters) < self._cfg.max_open_files
+
+    def _add(self, f: Found, now: float, wall: float) -> None:
+        h = self._open(f, now, wall, hold=self._room())
+        if h is None:
+            return
+        if h.closed:  # registered only: no handle free
+            self._warn_capped()
+            self.waiting.add(h.key)
+            return
+        self.waiting.discard(h.key)
+        self.harvesters[h.key] = h
+        self.by_realpath[f.realpath] = h.key
+
+    def _warn_capped(self) -> None:
+        if not self._capped:
+            self._capped = True
+            log.warning(
+                "max_open_files (%d) reached: new files are registered and read when a handle is free; "
+                "a file rotated away meanwhile is looked up by identity, or counted as lost",
+                self._cfg.max_open_files,
+            )
+
+    def _open(self, f: Found, now: float, wall: float, hold: bool = True) -> Harvester | None:
+        """Register the file at `f` (a new generation retires the old one of its inode) and open it.
+
+        With `hold` False the file is registered and its handle closed again (returned closed)."""
         try:
             fd = os.open(f.path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
@@ -184,49 +218,175 @@ class Tailer:
             log.warning("%s: cannot read: %s", f.path, exc)
             return None
         ident = FileIdentity(st.st_dev, st.st_ino, head, self._cfg.host_name)
+        key = ident.key
         offset = 0
-        hint = self._released.pop(ident.key, None)
-        entry = self._checkpoints.entries.get(ident.key)
-        for cand in (hint, entry):
-            if cand is not None and ident.matches(cand.fp_len, cand.fp_hash) and cand.offset <= st.st_size:
-                offset = max(offset, cand.offset)
-        if entry is not None and offset == 0 and entry.offset:
-            log.info(
-                "%s: inode %s reused by a new file (fingerprint differs); reading from the start", f.path, ident.key
-            )
-        if offset > 0:
-            log.info("%s: resuming at offset %d", f.path, offset)
-        else:
-            log.info("%s: new file, reading from the start", f.path)
-        fp_len, fp_hash = ident.fingerprint
-        if entry is None or offset == 0:
-            self._checkpoints.set_now(ident.key, Position(f.path, offset, fp_len, fp_hash), wall)
-        return Harvester(name or f.path, fd, ident, offset, self._sources[f.source])
+        hint = self._released.pop(key, None)
+        if hint is not None and ident.matches(hint.fp_len, hint.fp_hash) and hint.offset <= st.st_size:
+            offset = hint.offset
+        entry = self._checkpoints.entries.get(key)
+        if entry is not None:
+            if ident.matches(entry.fp_len, entry.fp_hash) and entry.offset <= st.st_size:
+                offset = max(offset, entry.offset)
+            else:
+                old = self._retire(key, entry.fp_hash)
+                if not self._checkpoints.entries[old].finished:
+                    log.info(
+                        "%s: inode %s now holds another file (reused, or truncated while not watched); "
+                        "looking for the rest of the previous one",
+                        f.path,
+                        key,
+                    )
+                    self._orphans.add(old)
+        fp = ident.fingerprint
+        self._checkpoints.set_now(key, Position(f.path, offset, fp[0], fp[1], f.realpath), wall, st.st_size)
+        self._checkpoints.observe(key, f.realpath, fp, st.st_size, wall)
+        h = Harvester(f.path, fd, ident, offset, self._sources[f.source], real=f.realpath)
+        h.seen_size = max(h.seen_size, st.st_size)
+        if not hold:
+            h.close()
+            return h
+        log.info("%s: %s", f.path, f"resuming at offset {offset}" if offset else "new file, reading from the start")
+        return h
 
-    def reap(self, now: float) -> list[tuple[Harvester, Batch]]:
-        """Release files that are done: detached and read to the end, or idle for close_inactive."""
-        out: list[tuple[Harvester, Batch]] = []
-        for key, h in list(self.harvesters.items()):
-            if not h.at_eof:
+    def _retire(self, key: str, fp_hash: str) -> str:
+        old = self._checkpoints.retire(key, fp_hash)
+        self._on_retire(key, old)
+        return old
+
+    # -- a generation leaves its path ----------------------------------------------------------
+
+    def _truncated(self, h: Harvester, f: Found, now: float, wall: float) -> None:
+        """copytruncate: finish the old generation from the copy, start the live file's new one."""
+        old = self._retire(h.key, h.identity.fingerprint[1])
+        del self.harvesters[h.key]
+        h.key = old
+        self.harvesters[old] = h
+        dev, ino = identity_of(old)
+        length, fp = h.identity.fingerprint
+        rec = find_generation(h.real, dev, ino, length, fp, h.read_offset) if length else None
+        if rec is not None:
+            log.info(
+                "%s: truncated (copytruncate); reading the rest from %s from offset %d",
+                h.path,
+                rec.src.name,
+                h.read_offset,
+            )
+            h.switch_source(rec.src)
+            h.detached, h.detached_at = True, now
+        else:
+            first, end = h.end("truncated")
+            log.info("%s: truncated (copytruncate) with no copy found; reading it from the start", h.path)
+            self._lose("truncated", h.path, first, end)
+        self._add(f, now, wall)
+
+    def _recover(self, now: float, wall: float) -> None:
+        """Find registered generations by identity among the siblings of their last path."""
+        for key in sorted(self._orphans):
+            entry = self._checkpoints.entries.get(key)
+            if entry is None or entry.finished or key in self.harvesters:
+                self._orphans.discard(key)
                 continue
-            if h.detached and now - max(h.detached_at, h.last_data) >= DETACHED_GRACE:
+            if not self._room():
+                self._warn_capped()
+                return
+            self._orphans.discard(key)
+            source = self._input_of(entry.path)
+            if source is None:
+                continue  # no input reads this path any more
+            dev, ino = identity_of(key)
+            rec = find_generation(entry.real or entry.path, dev, ino, entry.fp_len, entry.fp_hash, entry.offset)
+            if rec is None:
+                if entry.size < 0:  # registered by a version that did not record sizes: nothing to count
+                    log.info("%s: not found again after offset %d; no size was recorded", entry.path, entry.offset)
+                else:
+                    self._lose("not_found", entry.path, entry.offset, entry.size)
+                self._checkpoints.give_up(key, max(entry.size, entry.offset))
+                continue
+            ident = FileIdentity(dev, ino, rec.head, self._cfg.host_name)
+            h = Harvester(entry.path, rec.src, ident, entry.offset, self._sources[source])
+            h.seen_size = max(entry.size, entry.offset)
+            h.detached, h.detached_at = True, now
+            self.harvesters[key] = h
+            log.info(
+                "%s: found again as %s (%s); reading it to the end from offset %d",
+                entry.path,
+                rec.src.name,
+                rec.how,
+                entry.offset,
+            )
+
+    def _lost_before_open(self, created: Iterable[str], found: dict[str, Found]) -> None:
+        if not created:
+            return
+        seen = {f.path for f in found.values()} | {h.path for h in self.harvesters.values()}
+        for path in set(created):
+            if path in seen or path.endswith(".gz") or self._input_of(path) is None:
+                continue
+            if not os.path.lexists(path):
+                self._lose("deleted_before_open", path, 0, 0, unknown_size=True)
+
+    def _cap_deleted(self, now: float) -> None:
+        """Deleted files held open keep their disk space: past the cap, give up the oldest."""
+        held: list[tuple[float, int, Harvester]] = []
+        total = 0
+        for h in self.harvesters.values():
+            if h.ended is None and h.detached:
+                size, deleted = h.on_disk()
+                if deleted:
+                    held.append((h.detached_at, size, h))
+                    total += size
+        cap = self._cfg.max_deleted_bytes_held
+        if total > cap:
+            log.warning(
+                "deleted files held open take %d bytes, over max_deleted_bytes_held (%d); giving up the oldest",
+                total,
+                cap,
+            )
+            for _, size, h in sorted(held, key=lambda t: t[0]):
+                if total <= cap:
+                    break
+                first, end = h.end("deleted_bytes_cap")
+                self._lose("deleted_bytes_cap", h.path, first, end)
+                total -= size
+        self.deleted_bytes_held = total
+
+    def _lose(self, reason: str, path: str, first: int, end: int, unknown_size: bool = False) -> None:
+        if end <= first and not unknown_size:
+            return  # nothing was left to read
+        self._on_lost(reason, path, first, end)
+
+    # -- release -------------------------------------------------------------------------------
+
+    def reap(self, now: float) -> list[tuple[Harvester, bool]]:
+        """Files that are done: read to the end after rotation, given up, or idle for close_inactive.
+
+        Each comes with whether it is finished for good: the caller then flushes its last events
+        (`finish()`; an idle file keeps its unterminated line for when it is reopened) and `release`s it."""
+        out: list[tuple[Harvester, bool]] = []
+        for h in list(self.harvesters.values()):
+            if h.ended is not None:
+                out.append((h, True))
+            elif not h.at_eof:
+                continue
+            elif h.detached and now - max(h.detached_at, h.last_data) >= DETACHED_GRACE:
                 if h.behind() > 0:
                     h.at_eof = False
                     continue
                 log.info("%s: read to the end after rotation/deletion; released", h.path)
-                out.append((h, h.finish()))
-                self._release(key, h, remember=False)
+                out.append((h, True))
             elif not h.detached and now - h.last_data >= self._cfg.close_inactive and h.deadline is None:
                 log.info("%s: no new data for %.0fs; file handle released", h.path, self._cfg.close_inactive)
-                self._release(key, h, remember=True)
+                out.append((h, False))
         return out
 
-    def _release(self, key: str, h: Harvester, remember: bool) -> None:
-        del self.harvesters[key]
+    def release(self, h: Harvester) -> None:
+        key = h.key
+        if self.harvesters.get(key) is h:
+            del self.harvesters[key]
         for real, k in list(self.by_realpath.items()):
             if k == key:
                 del self.by_realpath[real]
-        if remember:
+        if not h.detached and h.ended is None:  # idle, still at its path: reopened later where it was
             fp_len, fp_hash = h.identity.fingerprint
             self._released[key] = Position(h.path, h.resume_point(), fp_len, fp_hash)
         h.close()
@@ -237,12 +397,17 @@ class Tailer:
         self.harvesters.clear()
 
 
-def _static_prefix(pattern: str) -> str:
-    """The directory part of a glob before its first wildcard: watched for new files."""
-    parts = pattern.split(os.sep)
-    keep = []
-    for part in parts[:-1]:
+def _watch_root(pattern: str) -> str:
+    """The directory to watch for a glob's new files: its static prefix, or the nearest existing parent
+    (so a directory created later is seen appearing)."""
+    keep: list[str] = []
+    for part in pattern.split(os.sep)[:-1]:
         if glob.has_magic(part):
             break
         keep.append(part)
-    return os.sep.join(keep) if keep and os.path.isdir(os.sep.join(keep) or os.sep) else ""
+    if not keep:
+        return ""
+    d = os.sep.join(keep) or os.sep
+    while not os.path.isdir(d) and d != os.sep:
+        d = os.path.dirname(d)
+    return d

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 log = logging.getLogger("logship.shipper.watch")
 
@@ -30,12 +30,13 @@ class PollWatcher:
 
 
 class InotifyWatcher:
-    """Calls `on_change(realpath)` for a written file, `on_rescan()` when files appear or go."""
+    """Calls `on_change(realpath)` for a written file, `on_rescan(created)` when files appear or go
+    (`created`: the paths that appeared, so a file gone again before the rescan is still known)."""
 
     mode = "inotify"
     tick: float | None = None
 
-    def __init__(self, on_change: Callable[[str], None], on_rescan: Callable[[], None]) -> None:
+    def __init__(self, on_change: Callable[[str], None], on_rescan: Callable[[Sequence[str]], None]) -> None:
         from inotify_simple import INotify, flags
 
         self._flags = flags
@@ -74,6 +75,7 @@ class InotifyWatcher:
             log.warning("inotify read failed: %s", exc)
             return
         rescan = False
+        created: list[str] = []
         f = self._flags
         for ev in events:
             if ev.mask & f.Q_OVERFLOW:
@@ -92,8 +94,10 @@ class InotifyWatcher:
                 self._on_change(os.path.join(d, ev.name))
             else:
                 rescan = True
+                if ev.mask & (f.CREATE | f.MOVED_TO) and ev.name:
+                    created.append(os.path.join(d, ev.name))
         if rescan:
-            self._on_rescan()
+            self._on_rescan(created)
 
     def close(self) -> None:
         try:
@@ -104,7 +108,7 @@ class InotifyWatcher:
 
 
 def make_watcher(
-    mode: str, on_change: Callable[[str], None], on_rescan: Callable[[], None]
+    mode: str, on_change: Callable[[str], None], on_rescan: Callable[[Sequence[str]], None]
 ) -> PollWatcher | InotifyWatcher:
     """`auto` uses inotify when the kernel offers it and falls back to polling."""
     if mode == "poll":

@@ -52,6 +52,8 @@ class GenConfig:
     rotate_bytes: int = 256 * 1024
     rotate_keep: int = 5
     rotate_quiet: float = 0.0  # pause writing this long before each rotation (copytruncate safety)
+    rotate_every: float = 0.0  # also rotate each container file this often (seconds of run time); 0 = by size only
+    app_copytruncate_every: float = 0.0  # logrotate copytruncate of the current app log this often; 0 = never
     seed: int = 1
     run_id: str | None = None
     start_time: datetime | None = None  # None = now
@@ -73,6 +75,10 @@ class GenConfig:
             problems.append("nothing to write: no pods and no app log")
         if self.rate == 0 and self.lines is None and self.duration is None:
             problems.append("an unlimited rate needs a number of lines or a duration")
+        if self.rotate_every < 0 or self.app_copytruncate_every < 0:
+            problems.append("rotation intervals must be >= 0")
+        if self.rotate_every > 0 and self.rotate == "none":
+            problems.append("rotate_every needs a rotation style")
         if self.rotate_keep < 2:
             problems.append("rotate keep must be >= 2")
         if self.app_days < 1:
@@ -132,6 +138,8 @@ class Generator:
         self.app_multiline = 0
         self.app_dates: Counter[str] = Counter()
         self._paused = 0.0  # seconds spent in rotation pauses, kept out of the schedule
+        self._next_timed_rotation = config.rotate_every
+        self._next_app_copytruncate = config.app_copytruncate_every
 
     # -- writing one event -------------------------------------------------------------------
 
@@ -210,6 +218,21 @@ class Generator:
         src.file.rotate(self.config.rotate, ts_ns, self.config.rotate_keep)
         self.stats.rotations += 1
 
+    def _timed_rotations(self, elapsed: float, written: int) -> None:
+        """Rotation by the clock, as kubelet and logrotate do it on a schedule, not only by size."""
+        cfg = self.config
+        step_ns = 1e9 / cfg.rate if cfg.rate > 0 else 1e6
+        ts_ns = self.start_ns + int(written * step_ns * cfg.clock_speed)
+        if cfg.rotate_every > 0 and elapsed >= self._next_timed_rotation:
+            self._next_timed_rotation = elapsed + cfg.rotate_every
+            for src in self.containers:
+                if src.file.size > 0:
+                    self._rotate(src, ts_ns)
+        if self.app is not None and cfg.app_copytruncate_every > 0 and elapsed >= self._next_app_copytruncate:
+            self._next_app_copytruncate = elapsed + cfg.app_copytruncate_every
+            if self.app.copytruncate(cfg.rotate_keep):
+                self.stats.rotations += 1
+
     def run(
         self,
         stop: threading.Event | None = None,
@@ -234,6 +257,7 @@ class Generator:
                     self._write_event(written)
                     written += 1
                 self._flush()
+                self._timed_rotations(elapsed, written)
                 self.stats.elapsed = time.monotonic() - t0
                 if progress is not None:
                     progress(self.stats)

@@ -138,6 +138,24 @@ class AppLogDir:
         if self._fh is not None:
             self._fh.flush()
 
+    def copytruncate(self, keep: int) -> bool:
+        """logrotate's copytruncate of today's file: copy to `.1` (older copies shifted, the oldest
+        dropped), then truncate the original in place. The writer keeps its O_APPEND handle."""
+        if self._fh is None:
+            return False
+        self._fh.flush()
+        path = self.dir / self.file_name(self._date)
+        for n in range(keep, 0, -1):
+            older = path.with_name(f"{path.name}.{n}")
+            if older.exists():
+                if n >= keep:
+                    older.unlink()
+                else:
+                    os.rename(older, path.with_name(f"{path.name}.{n + 1}"))
+        shutil.copyfile(path, path.with_name(f"{path.name}.1"))
+        self._fh.truncate(0)
+        return True
+
     def close(self) -> None:
         if self._fh is not None:
             self._fh.close()

@@ -1,28 +1,57 @@
-"""Window assembly and the publisher's bounded, in-order acknowledgement bookkeeping."""
+"""Window assembly, the sender's bounded queue, and in-order acknowledgement bookkeeping."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
 
-from shipper.pipeline import Publisher, WindowAssembler
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shipper.pipeline import Sender, WindowAssembler
 from shipper.registry import Checkpoints
 
 
 def test_windows_split_batches_and_track_last_resume_per_file() -> None:
-    a = WindowAssembler(3)
+    cp = Checkpoints()
+    a = WindowAssembler(3, cp)
     full = a.add("f", "/f", (10, "h"), [b"1", b"2"], [10, 20])
     assert full == []
     full = a.add("g", "/g", (10, "h"), [b"3", b"4", b"5", b"6", b"7"], [5, 6, 7, 8, 9])
     assert [w.events for w in full] == [[b"1", b"2", b"3"], [b"4", b"5", b"6"]]
     assert full[0].positions["f"].offset == 20 and full[0].positions["g"].offset == 5
     assert full[1].positions == {"g": full[1].positions["g"]} and full[1].positions["g"].offset == 8
+    assert [w.wid for w in full] == [0, 1] and cp.pending_windows == 2  # sealed = opened in order
     rest = a.take()
-    assert rest is not None and rest.events == [b"7"] and rest.positions["g"].offset == 9
+    assert rest is not None and rest.events == [b"7"] and rest.positions["g"].offset == 9 and rest.wid == 2
     assert a.take() is None
 
 
-async def test_publisher_bounds_pending_and_acks_in_order() -> None:
+def test_a_window_built_but_never_sent_holds_back_every_later_checkpoint() -> None:
+    """The shutdown bug: windows dropped while the reader waited must not let a later ack pass them."""
+    cp = Checkpoints()
+    a = WindowAssembler(2, cp)
+    built = a.add("f", "/f", (1, "h"), [b"0", b"1", b"2", b"3", b"4", b"5", b"6"], [1, 2, 3, 4, 5, 6, 7])
+    first, dropped = built[0], built[1:]
+    last = a.take()
+    assert last is not None and len(dropped) == 2
+    cp.ack(first.wid, 1.0)
+    cp.ack(last.wid, 2.0)  # the partial window is sent at shutdown and acknowledged
+    assert cp.entries["f"].offset == 2, "the checkpoint moved past events that were never sent"
+
+
+def test_rekey_moves_the_partial_window_of_a_retired_generation() -> None:
+    cp = Checkpoints()
+    a = WindowAssembler(10, cp)
+    a.add("k", "/f", (5, "old"), [b"a"], [5])
+    a.rekey("k", "k@old")
+    a.add("k", "/f", (3, "new"), [b"b"], [3])
+    w = a.take()
+    assert w is not None
+    assert w.positions["k@old"].fp_hash == "old" and w.positions["k"].fp_hash == "new"
+
+
+async def test_sender_bounds_queue_and_in_flight_and_applies_acks_in_order() -> None:
     gates: list[asyncio.Future[None]] = []
     sent: list[Sequence[bytes]] = []
 
@@ -33,22 +62,59 @@ async def test_publisher_bounds_pending_and_acks_in_order() -> None:
         await fut
 
     cp = Checkpoints()
-    pub = Publisher(send, cp, max_pending_windows=2)
-    a = WindowAssembler(1)
-    windows = a.add("f", "/f", (1, "h"), [b"a", b"b", b"c"], [10, 20, 30])
-    await pub.publish(windows[0])
-    await pub.publish(windows[1])
-    third = asyncio.create_task(pub.publish(windows[2]))
+    sender = Sender(send, cp, max_pending_windows=2, max_queued_windows=1)
+    sender.start()
+    windows = WindowAssembler(1, cp).add("f", "/f", (1, "h"), [b"a", b"b", b"c", b"d"], [10, 20, 30, 40])
+    for w in windows[:3]:
+        await sender.put(w)  # two go in flight, one waits in the queue
+    fourth = asyncio.create_task(sender.put(windows[3]))
     await asyncio.sleep(0.01)
-    assert not third.done(), "a third window must wait while two await their ack"
+    assert sender.in_flight == 2 and sender.queued == 1
+    assert not fourth.done(), "a full queue must make the reader wait"
     gates[1].set_result(None)  # the later window is acknowledged first
-    await third
+    await fourth
     await asyncio.sleep(0.01)
     assert "f" not in cp.entries, "an ack for a later window moved the file past an unacknowledged one"
     gates[0].set_result(None)
     await asyncio.sleep(0.01)
     assert cp.entries["f"].offset == 20
-    gates[2].set_result(None)
-    assert await pub.drain(1.0)
-    assert cp.entries["f"].offset == 30
-    assert [list(s) for s in sent] == [[b"a"], [b"b"], [b"c"]]
+    for g in gates[2:]:
+        g.set_result(None)
+    await asyncio.sleep(0.01)
+    for g in gates[2:]:
+        if not g.done():
+            g.set_result(None)
+    assert await sender.drain(2.0)
+    assert cp.entries["f"].offset == 40
+    assert [list(s) for s in sent] == [[b"a"], [b"b"], [b"c"], [b"d"]]
+    await sender.close()
+
+
+@given(
+    sizes=st.lists(st.integers(1, 6), min_size=1, max_size=12),
+    window=st.integers(1, 5),
+    acked=st.lists(st.booleans(), max_size=20),
+)
+def test_checkpoint_never_passes_an_unacknowledged_event(sizes: list[int], window: int, acked: list[bool]) -> None:
+    """Any mix of batches, window sizes and acked/unacked windows: the checkpoint is the end of the longest
+    acknowledged prefix of windows."""
+    cp = Checkpoints()
+    a = WindowAssembler(window, cp)
+    offset, wins = 0, []
+    for n in sizes:
+        resumes = list(range(offset + 1, offset + n + 1))
+        offset += n
+        wins += a.add("f", "/f", (1, "h"), [b"x"] * n, resumes)
+    last = a.take()
+    if last is not None:
+        wins.append(last)
+    flags = (acked + [False] * len(wins))[: len(wins)]
+    for w, ok in reversed(list(zip(wins, flags, strict=True))):
+        if ok:
+            cp.ack(w.wid, 1.0)
+    prefix = 0
+    for w, ok in zip(wins, flags, strict=True):
+        if not ok:
+            break
+        prefix = w.positions["f"].offset
+    assert (cp.entries["f"].offset if "f" in cp.entries else 0) == prefix

@@ -89,3 +89,39 @@ def test_save_error_keeps_state(tmp_path: Path) -> None:
         assert c.changed and c.entries["k"].offset == 7
     finally:
         os.chmod(ro, 0o700)
+
+
+def test_retire_moves_the_entry_and_the_windows_in_flight_of_the_old_generation() -> None:
+    c = Checkpoints()
+    c.set_now("1:2", Position("/f", 0, 4, "old", "/f"), 1.0, size=100)
+    w_old = c.open_window({"1:2": Position("/f", 60, 4, "old")})
+    retired = c.retire("1:2", "old")
+    assert retired == "1:2@old" and "1:2" not in c.entries
+    c.set_now("1:2", Position("/f", 0, 2, "new", "/f"), 2.0, size=10)  # the new generation at offset 0
+    w_new = c.open_window({"1:2": Position("/f", 10, 2, "new")})
+    c.ack(w_new, 3.0)
+    c.ack(w_old, 3.0)
+    assert c.entries["1:2@old"].offset == 60 and c.entries["1:2@old"].fp_hash == "old"
+    assert c.entries["1:2"].offset == 10 and c.entries["1:2"].fp_hash == "new"
+
+
+def test_observe_grows_the_fingerprint_and_size_without_an_ack_and_finished_follows() -> None:
+    c = Checkpoints()
+    c.set_now("k", Position("/f", 0, 0, "e", "/f"), 1.0, size=0)
+    assert c.entries["k"].finished
+    c.observe("k", "/real/f", (1024, "full"), 5000, 2.0)
+    e = c.entries["k"]
+    assert (e.fp_len, e.fp_hash, e.size, e.real, e.offset) == (1024, "full", 5000, "/real/f", 0)
+    assert not e.finished and c.changed
+    c.ack(c.open_window({"k": Position("/f", 5000, 10, "short")}), 3.0)
+    assert e.offset == 5000 and e.fp_len == 1024 and e.finished  # an ack never shrinks the fingerprint
+    c.give_up("k", 6000)
+    assert e.offset == 6000
+
+
+def test_a_version_1_registry_is_still_read() -> None:
+    data = b'{"version": 1, "files": {"1:2": {"path": "/f", "offset": 7, "fp_len": 3, "fp": "x", "seen": 1.5}}}'
+    e = Checkpoints.from_bytes(data).entries["1:2"]
+    assert (e.path, e.offset, e.real, e.size) == ("/f", 7, "/f", -1) and not e.finished
+    again = Checkpoints.from_bytes(Checkpoints.from_bytes(data).to_bytes()).entries["1:2"]
+    assert again == e
