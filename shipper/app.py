@@ -54,7 +54,9 @@ class Shipper:
             log.error("%s; starting without checkpoints", exc)
             self.checkpoints = self.registry_file.load()
         self.assembler = WindowAssembler(cfg.output.window_size, self.checkpoints)
-        self.tailer = Tailer(cfg, self.checkpoints, on_lost=self._lost, on_retire=self.assembler.rekey)
+        self.tailer = Tailer(
+            cfg, self.checkpoints, on_lost=self._lost, on_retire=self.assembler.rekey, on_skip=self.assembler.skip
+        )
         self.client: LumberjackClient | None = None
         if send is None:
             tls = cfg.output.tls

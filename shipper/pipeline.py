@@ -60,10 +60,15 @@ class WindowAssembler:
                 self._window = Window()
         return full
 
+    def skip(self, key: str, pos: Position) -> None:
+        """Bytes before `pos` will never be read (counted as lost): the checkpoint moves there once every
+        window before this one is acknowledged, never before."""
+        self._window.positions[key] = pos
+
     def take(self) -> Window | None:
         """The partly filled window, sealed, if any (sent when the files have nothing more to read now)."""
         w = self._window
-        if not w.events:
+        if not w.events and not w.positions:
             return None
         self._window = Window()
         return self._seal(w)

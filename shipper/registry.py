@@ -42,6 +42,8 @@ class Entry:
     seen: float  # wall-clock time the file was last seen on disk
     real: str = ""  # where the file itself was last seen (follows rotations)
     size: int = -1  # its size when last seen; -1: unknown
+    lost_from: int = -1  # bytes from here on were already counted as lost (so a restart does not count them again)
+    read_out: bool = False  # this process read it to the end (not saved: after a restart it is read again)
 
     @property
     def finished(self) -> bool:
@@ -132,6 +134,13 @@ class Checkpoints:
             e.offset = offset
             self.changed = True
 
+    def counted_lost(self, key: str, first: int) -> None:
+        """Bytes from `first` on were counted as lost; the checkpoint itself passes them only in window order."""
+        e = self.entries.get(key)
+        if e is not None and (e.lost_from < 0 or first < e.lost_from):
+            e.lost_from = first
+            self.changed = True
+
     def retire(self, key: str, fp_hash: str) -> str:
         """The inode of `key` starts a new generation: move the old one (its entry and the positions of
         windows not acknowledged yet) to a key of its own, and return that key."""
@@ -174,6 +183,7 @@ class Checkpoints:
                         "seen": e.seen,
                         "real": e.real,
                         "size": e.size,
+                        "lost_from": e.lost_from,
                     }
                     for k, e in self.entries.items()
                 },
@@ -201,6 +211,7 @@ class Checkpoints:
                 float(f["seen"]),
                 str(f.get("real") or path),
                 int(f.get("size", -1)),
+                int(f.get("lost_from", -1)),
             )
         return cls(entries)
 

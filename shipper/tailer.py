@@ -28,14 +28,16 @@ import glob
 import logging
 import os
 import stat
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from shipper.config import ShipperConfig
 from shipper.harvester import Harvester, Source
-from shipper.identity import FINGERPRINT_BYTES, FileIdentity
-from shipper.recovery import find_generation
+from shipper.identity import FINGERPRINT_BYTES, FileIdentity, fingerprint
+from shipper.recovery import find_generation, siblings
 from shipper.registry import Checkpoints, Position, identity_of
+from shipper.sources import ByteSource, GzipSource, PlainSource, read_head
 
 log = logging.getLogger("logship.shipper.tailer")
 
@@ -80,22 +82,27 @@ class Tailer:
         checkpoints: Checkpoints,
         on_lost: LostFn = lambda reason, path, first, end: None,
         on_retire: Callable[[str, str], None] = lambda old, new: None,
+        on_skip: Callable[[str, Position], None] | None = None,
     ) -> None:
         self._cfg = cfg
         self._sources = sources_from_config(cfg)
         self._checkpoints = checkpoints
         self._on_lost = on_lost
         self._on_retire = on_retire  # a key's generation moved to another key (pending windows follow)
+        # bytes given up while windows of the same file may be in flight: the checkpoint skips them in order
+        self._on_skip = on_skip or (lambda key, pos: checkpoints.give_up(key, pos.offset))
         self.harvesters: dict[str, Harvester] = {}
         # read positions of files released while idle, so reopening them does not resend what is in flight
         self._released: dict[str, Position] = {}
         self.by_realpath: dict[str, str] = {}  # realpath -> key, for inotify events
         self.watch_dirs: set[str] = set()
         self._scanned = False
-        self.waiting: set[str] = set()  # registered, no handle yet (max_open_files reached)
+        self.waiting: dict[str, float] = {}  # registered, no handle yet (max_open_files reached): since when
         self._orphans: set[str] = set()  # registered generations to look for by identity
         self.deleted_bytes_held = 0
         self._capped = False
+        # when the previous run last saw its files: what was written after that happened while it was down
+        self._last_run_seen = max((e.seen for e in checkpoints.entries.values()), default=0.0)
 
     # -- discovery -----------------------------------------------------------------------------
 
@@ -155,20 +162,23 @@ class Tailer:
                     self._truncated(h, found[key], now, wall)
             except OSError as exc:
                 log.warning("%s: cannot check for truncation: %s", h.path, exc)
-        for key, f in found.items():
+        # files that waited for a handle go first, so a capped node takes turns instead of starving some
+        for key in sorted(found, key=lambda k: self.waiting.get(k, float("inf"))):
             if key not in self.harvesters:
-                self._add(f, now, wall)
+                self._add(found[key], now, wall)
         if not self._scanned:
-            # first scan: generations registered before a restart that are not where they were
+            # first scan: generations registered before a restart that are not where they were, and
+            # generations born and rotated away while the shipper was not running
             self._scanned = True
             self._orphans.update(
                 k
                 for k, e in self._checkpoints.entries.items()
                 if k not in found and k not in self.harvesters and not e.finished
             )
+            self._born_while_down(now)
         # waiting files that left their path before a handle was free: look for them by identity too
         self._orphans.update(k for k in self.waiting if k not in found)
-        self.waiting.intersection_update(found)
+        self.waiting = {k: t for k, t in self.waiting.items() if k in found}
         self._recover(now, wall)
         self._lost_before_open(created, found)
         self._cap_deleted(now)
@@ -186,9 +196,9 @@ class Tailer:
             return
         if h.closed:  # registered only: no handle free
             self._warn_capped()
-            self.waiting.add(h.key)
+            self.waiting.setdefault(h.key, now)
             return
-        self.waiting.discard(h.key)
+        self.waiting.pop(h.key, None)
         self.harvesters[h.key] = h
         self.by_realpath[f.realpath] = h.key
 
@@ -229,7 +239,8 @@ class Tailer:
                 offset = max(offset, entry.offset)
             else:
                 old = self._retire(key, entry.fp_hash)
-                if not self._checkpoints.entries[old].finished:
+                retired = self._checkpoints.entries[old]
+                if not retired.finished and not retired.read_out:
                     log.info(
                         "%s: inode %s now holds another file (reused, or truncated while not watched); "
                         "looking for the rest of the previous one",
@@ -276,14 +287,14 @@ class Tailer:
         else:
             first, end = h.end("truncated")
             log.info("%s: truncated (copytruncate) with no copy found; reading it from the start", h.path)
-            self._lose("truncated", h.path, first, end)
+            self._lose("truncated", h, first, end)
         self._add(f, now, wall)
 
     def _recover(self, now: float, wall: float) -> None:
         """Find registered generations by identity among the siblings of their last path."""
         for key in sorted(self._orphans):
             entry = self._checkpoints.entries.get(key)
-            if entry is None or entry.finished or key in self.harvesters:
+            if entry is None or entry.finished or entry.read_out or key in self.harvesters:
                 self._orphans.discard(key)
                 continue
             if not self._room():
@@ -299,11 +310,15 @@ class Tailer:
                 if entry.size < 0:  # registered by a version that did not record sizes: nothing to count
                     log.info("%s: not found again after offset %d; no size was recorded", entry.path, entry.offset)
                 else:
-                    self._lose("not_found", entry.path, entry.offset, entry.size)
-                self._checkpoints.give_up(key, max(entry.size, entry.offset))
+                    # what an earlier run already counted (a cap, a truncation) is not counted again
+                    end = entry.size if entry.lost_from < 0 else min(entry.size, entry.lost_from)
+                    if end > entry.offset:
+                        self._on_lost("not_found", entry.path, entry.offset, end)
+                self._checkpoints.give_up(key, max(entry.size, entry.offset))  # nothing of it is in flight
                 continue
             ident = FileIdentity(dev, ino, rec.head, self._cfg.host_name)
             h = Harvester(entry.path, rec.src, ident, entry.offset, self._sources[source])
+            h.key = key  # a retired generation keeps its own checkpoint
             h.seen_size = max(entry.size, entry.offset)
             h.detached, h.detached_at = True, now
             self.harvesters[key] = h
@@ -315,6 +330,48 @@ class Tailer:
                 entry.offset,
             )
 
+    def _born_while_down(self, now: float) -> None:
+        """Rotated generations next to a registered file that no entry knows and that were written after
+        the previous run last saw its files: they were created and rotated away while it was down."""
+        entries = self._checkpoints.entries
+        if not entries:
+            return
+        last_seen = self._last_run_seen
+        known = [(e.fp_len, e.fp_hash) for e in entries.values() if e.fp_len]
+        bases: dict[str, str] = {}  # live file (real path) -> the path its events report
+        for e in entries.values():
+            bases.setdefault(e.real or e.path, e.path)
+        for real, path in sorted(bases.items()):
+            source = self._input_of(path)
+            if source is None:
+                continue
+            for cand in siblings(real):
+                try:
+                    st = os.stat(cand)
+                except OSError:
+                    continue
+                if st.st_mtime <= last_seen or not stat.S_ISREG(st.st_mode):
+                    continue
+                head = read_head(cand, FINGERPRINT_BYTES)
+                if not head or any(fingerprint(head[:n]) == h for n, h in known if n <= len(head)):
+                    continue  # empty, or a registered generation (recovered by identity, or done)
+                key = f"{st.st_dev}:{st.st_ino}"
+                if key in entries or key in self.harvesters:
+                    continue
+                try:
+                    fd = os.open(cand, os.O_RDONLY | os.O_CLOEXEC)
+                except OSError:
+                    continue
+                src: ByteSource = GzipSource(fd, cand) if cand.endswith(".gz") else PlainSource(fd, cand)
+                ident = FileIdentity(st.st_dev, st.st_ino, head, self._cfg.host_name)
+                fp = ident.fingerprint
+                self._checkpoints.set_now(key, Position(path, 0, fp[0], fp[1], cand), time.time())
+                h = Harvester(path, src, ident, 0, self._sources[source])
+                h.detached, h.detached_at = True, now
+                self.harvesters[key] = h
+                known.append(fp)
+                log.info("%s: %s was rotated while the shipper was not running; reading it", path, cand)
+
     def _lost_before_open(self, created: Iterable[str], found: dict[str, Found]) -> None:
         if not created:
             return
@@ -323,7 +380,7 @@ class Tailer:
             if path in seen or path.endswith(".gz") or self._input_of(path) is None:
                 continue
             if not os.path.lexists(path):
-                self._lose("deleted_before_open", path, 0, 0, unknown_size=True)
+                self._on_lost("deleted_before_open", path, 0, 0)
 
     def _cap_deleted(self, now: float) -> None:
         """Deleted files held open keep their disk space: past the cap, give up the oldest."""
@@ -346,14 +403,18 @@ class Tailer:
                 if total <= cap:
                     break
                 first, end = h.end("deleted_bytes_cap")
-                self._lose("deleted_bytes_cap", h.path, first, end)
+                self._lose("deleted_bytes_cap", h, first, end)
                 total -= size
         self.deleted_bytes_held = total
 
-    def _lose(self, reason: str, path: str, first: int, end: int, unknown_size: bool = False) -> None:
-        if end <= first and not unknown_size:
+    def _lose(self, reason: str, h: Harvester, first: int, end: int) -> None:
+        """A held generation's unread bytes are given up: count them, and let its checkpoint pass them."""
+        if end <= first:
             return  # nothing was left to read
-        self._on_lost(reason, path, first, end)
+        self._on_lost(reason, h.path, first, end)
+        self._checkpoints.counted_lost(h.key, first)
+        fp_len, fp_hash = h.identity.fingerprint
+        self._on_skip(h.key, Position(h.path, end, fp_len, fp_hash, h.real))
 
     # -- release -------------------------------------------------------------------------------
 
@@ -389,6 +450,10 @@ class Tailer:
         if not h.detached and h.ended is None:  # idle, still at its path: reopened later where it was
             fp_len, fp_hash = h.identity.fingerprint
             self._released[key] = Position(h.path, h.resume_point(), fp_len, fp_hash)
+        else:
+            entry = self._checkpoints.entries.get(key)
+            if entry is not None:  # its windows are on their way: not to be looked for if its inode is reused
+                entry.read_out = True
         h.close()
 
     def close(self) -> None:
