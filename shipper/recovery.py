@@ -31,14 +31,24 @@ class Recovered:
     how: str  # renamed | copy | gzip
 
 
+def live_name(path: str) -> str:
+    """The name a rotated generation had while it was live: `0.log.20261201-101010.gz` -> `0.log`,
+    `log-2026-12-01.log.3` -> `log-2026-12-01.log`."""
+    directory, name = os.path.split(path)
+    i = name.find(".log")
+    return os.path.join(directory, name[: i + 4]) if i > 0 else path
+
+
 def siblings(real: str) -> list[str]:
-    """Files next to `real` whose names continue its name (`0.log.<ts>`, `log-x.log.1`, `….gz`, dateext)."""
-    directory, base = os.path.split(real)
+    """Files next to `real` whose names continue its live name (`0.log.<ts>`, `log-x.log.1`, `….gz`,
+    dateext), `real` itself excluded: a generation last seen as `.1` may be `.3` by now."""
+    directory, base = os.path.split(live_name(real))
     try:
         names = os.listdir(directory)
     except OSError:
         return []
-    return [os.path.join(directory, n) for n in sorted(names) if n.startswith(base) and n != base]
+    me = os.path.basename(real)
+    return [os.path.join(directory, n) for n in sorted(names) if n.startswith(base) and n not in (base, me)]
 
 
 def _matches(head: bytes, fp_len: int, fp_hash: str) -> bool:

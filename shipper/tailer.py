@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from shipper.config import ShipperConfig
 from shipper.harvester import Harvester, Source
 from shipper.identity import FINGERPRINT_BYTES, FileIdentity, fingerprint
-from shipper.recovery import find_generation, siblings
+from shipper.recovery import find_generation, live_name, siblings
 from shipper.registry import Checkpoints, Position, identity_of
 from shipper.sources import ByteSource, GzipSource, PlainSource, read_head
 
@@ -340,7 +340,7 @@ class Tailer:
         known = [(e.fp_len, e.fp_hash) for e in entries.values() if e.fp_len]
         bases: dict[str, str] = {}  # live file (real path) -> the path its events report
         for e in entries.values():
-            bases.setdefault(e.real or e.path, e.path)
+            bases.setdefault(live_name(e.real or e.path), e.path)
         for real, path in sorted(bases.items()):
             source = self._input_of(path)
             if source is None:
@@ -355,7 +355,8 @@ class Tailer:
                 head = read_head(cand, FINGERPRINT_BYTES)
                 if not head or any(fingerprint(head[:n]) == h for n, h in known if n <= len(head)):
                     continue  # empty, or a registered generation (recovered by identity, or done)
-                key = f"{st.st_dev}:{st.st_ino}"
+                # kubelet frees and reuses inodes all the time: a key of its own for this generation
+                key = f"{st.st_dev}:{st.st_ino}@{fingerprint(head)}"
                 if key in entries or key in self.harvesters:
                     continue
                 try:
@@ -367,6 +368,7 @@ class Tailer:
                 fp = ident.fingerprint
                 self._checkpoints.set_now(key, Position(path, 0, fp[0], fp[1], cand), time.time())
                 h = Harvester(path, src, ident, 0, self._sources[source])
+                h.key = key
                 h.detached, h.detached_at = True, now
                 self.harvesters[key] = h
                 known.append(fp)
