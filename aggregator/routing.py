@@ -18,6 +18,11 @@ from typing import Any
 
 TIMESTAMP_FAILURE_TAG = "_timestampparsefailure"
 
+# `@metadata.index_family` (set by the shipper from a pod's `logship.io/index` annotation) routes an event
+# to its own daily index of the logstash-logs family, ahead of the tag routes; the template covers it
+FAMILY_INDEX = "logstash-logs-{family}-%{+YYYY.MM.dd}"
+_FAMILY = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
+
 # Joda token -> (formatter of a UTC datetime, how much of "YYYY-MM-DDTHH:MM:SS" the value depends on).
 _DAY, _HOUR, _MINUTE, _SECOND = 10, 13, 16, 19
 _TOKENS: dict[str, tuple[Any, int]] = {
@@ -192,6 +197,7 @@ class Router:
         for i, r in enumerate(self.routes):  # first match wins: keep the earliest route of a tag
             self._by_tag.setdefault(r.tag, (i, r.pattern))
         self._cache: dict[tuple[int, str], str] = {}
+        self._families: dict[str, IndexPattern] = {}
 
     @property
     def patterns(self) -> list[IndexPattern]:
@@ -209,6 +215,20 @@ class Router:
             if hit is not None and (best is None or hit[0] < best[0]):
                 best = hit
         return self.default if best is None else best[1]
+
+    def family_pattern(self, family: Any) -> IndexPattern | None:
+        """The pattern of an index family named in `@metadata.index_family`; None if the name is unusable."""
+        if not isinstance(family, str) or not _FAMILY.match(family):
+            return None
+        pattern = self._families.get(family)
+        if pattern is None:
+            if len(self._families) > 1_000:  # bounded: pods choose these names
+                self._families.clear()
+            pattern = self._families[family] = compile_pattern(FAMILY_INDEX.replace("{family}", family))
+        return pattern
+
+    def index_for_family(self, pattern: IndexPattern, event: dict[str, Any], received: datetime) -> str:
+        return self._index_slow(event, pattern, received)
 
     def index_for(self, event: dict[str, Any], received: datetime) -> str:
         """The index of `event`; repairs a missing or bad `@timestamp` in place (see module doc)."""

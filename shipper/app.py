@@ -24,6 +24,7 @@ from logship.tls import client_context
 from shipper.config import ShipperConfig
 from shipper.harvester import Batch, Harvester
 from shipper.heap import trim
+from shipper.kubernetes.provider import MetadataProvider
 from shipper.metrics import ShipperMetrics
 from shipper.pipeline import Publisher, SendFn, WindowAssembler
 from shipper.registry import CorruptRegistry, RegistryFile
@@ -71,6 +72,13 @@ class Shipper:
             on_sent=self.metrics.events_sent.inc,
         )
         self.metrics.watch_files(self._behind)
+        self.kubernetes: MetadataProvider | None = None
+        if cfg.kubernetes.enabled and not cfg.sidecar:
+            node = cfg.kubernetes.node_name or cfg.host_name
+            self.kubernetes = MetadataProvider(
+                cfg.kubernetes, node, registry=self.metrics.registry, on_change=self._on_rescan
+            )
+            self.tailer.metadata = self.kubernetes
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._dirty: set[str] = set()
@@ -116,6 +124,8 @@ class Shipper:
             ready=self.ready,
         )
         await self.ops.start()
+        if self.kubernetes is not None:
+            await self.kubernetes.start()
         self.watcher = make_watcher(self.cfg.watch, self._on_change, self._on_rescan)
         log.info(
             "shipper started: %d input(s), watching with %s, output %s",
@@ -164,6 +174,8 @@ class Shipper:
             await self.client.close()
         self.watcher.close()
         self.tailer.close()
+        if self.kubernetes is not None:
+            await self.kubernetes.close()
         if self.ops is not None:
             await self.ops.close()
         log.info("shipper stopped; registry written to %s", self.cfg.registry.path)

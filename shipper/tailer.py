@@ -19,9 +19,10 @@ import logging
 import os
 import stat
 from dataclasses import dataclass
+from typing import Protocol
 
 from shipper.config import ShipperConfig
-from shipper.harvester import Batch, Harvester, Source
+from shipper.harvester import Batch, Harvester, Metadata, Source
 from shipper.identity import FINGERPRINT_BYTES, FileIdentity
 from shipper.registry import Checkpoints, Position
 
@@ -30,6 +31,18 @@ log = logging.getLogger("logship.shipper.tailer")
 # a detached file is released this long after its last byte was read: a writer that has not reopened
 # its file yet (logrotate's postrotate) still gets its last lines shipped
 DETACHED_GRACE = 1.0
+
+
+class Opening(Protocol):
+    @property
+    def source(self) -> Source: ...
+
+    @property
+    def metadata(self) -> Metadata | None: ...
+
+
+class MetadataHook(Protocol):
+    def open_file(self, path: str, source: Source, now: float, wait: bool = True) -> Opening | None: ...
 
 
 @dataclass(slots=True)
@@ -70,6 +83,7 @@ class Tailer:
         self.by_realpath: dict[str, str] = {}  # realpath -> key, for inotify events
         self.watch_dirs: set[str] = set()
         self._resumed_rotated = False  # the first scan looks for files rotated while we were down
+        self.metadata: MetadataHook | None = None  # Kubernetes metadata: exclude, per-pod patterns, fields
 
     def discover(self) -> dict[str, Found]:
         found: dict[str, Found] = {}
@@ -171,6 +185,13 @@ class Tailer:
 
     def _open(self, f: Found, now: float, wall: float, name: str | None = None) -> Harvester | None:
         """`name`: the path events report (and take Kubernetes metadata from) when it is not `f.path`."""
+        source, meta = self._sources[f.source], None
+        if self.metadata is not None:
+            # a file rotated while the shipper was stopped is resumed now or never: it does not wait
+            opening = self.metadata.open_file(name or f.path, source, now, wait=name is None)
+            if opening is None:  # excluded by an annotation, or its pod not known yet (asked again later)
+                return None
+            source, meta = opening.source, opening.metadata
         try:
             fd = os.open(f.path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
@@ -201,7 +222,9 @@ class Tailer:
         fp_len, fp_hash = ident.fingerprint
         if entry is None or offset == 0:
             self._checkpoints.set_now(ident.key, Position(f.path, offset, fp_len, fp_hash), wall)
-        return Harvester(name or f.path, fd, ident, offset, self._sources[f.source])
+        h = Harvester(name or f.path, fd, ident, offset, source)
+        h.metadata = meta
+        return h
 
     def reap(self, now: float) -> list[tuple[Harvester, Batch]]:
         """Release files that are done: detached and read to the end, or idle for close_inactive."""
