@@ -24,6 +24,7 @@ from logship.tls import client_context
 from shipper.config import ShipperConfig
 from shipper.harvester import Batch, Harvester
 from shipper.heap import trim
+from shipper.lock import registry_lock
 from shipper.metrics import ShipperMetrics
 from shipper.pipeline import Publisher, SendFn, WindowAssembler
 from shipper.registry import CorruptRegistry, RegistryFile
@@ -331,7 +332,8 @@ async def _main(cfg: ShipperConfig) -> int:
 
 
 def run(cfg: ShipperConfig) -> int:
-    return uvloop.run(_main(cfg))
+    with registry_lock(cfg.registry.path):
+        return uvloop.run(_main(cfg))
 
 
 async def _probe(host: str, cfg: ShipperConfig) -> str | None:
