@@ -25,6 +25,7 @@ from shipper.config import ShipperConfig
 from shipper.harvester import Batch, Harvester
 from shipper.heap import trim
 from shipper.kubernetes.provider import MetadataProvider
+from shipper.lock import registry_lock
 from shipper.metrics import ShipperMetrics
 from shipper.pipeline import Publisher, SendFn, WindowAssembler
 from shipper.registry import CorruptRegistry, RegistryFile
@@ -343,7 +344,8 @@ async def _main(cfg: ShipperConfig) -> int:
 
 
 def run(cfg: ShipperConfig) -> int:
-    return uvloop.run(_main(cfg))
+    with registry_lock(cfg.registry.path):
+        return uvloop.run(_main(cfg))
 
 
 async def _probe(host: str, cfg: ShipperConfig) -> str | None:
