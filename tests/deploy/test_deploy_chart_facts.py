@@ -247,7 +247,8 @@ def test_cluster_role_reads_pods_namespaces_nodes(rendered: Rendered) -> None:
         assert rule["apiGroups"] == [""]
         for res in rule["resources"]:
             granted.setdefault(res, set()).update(rule["verbs"])
-    assert granted == {r: {"get", "list", "watch"} for r in ("pods", "namespaces", "nodes")}
+    # exactly what the shipper's metadata watch uses (tests/kube_api proves it is enough)
+    assert granted == {r: {"list", "watch"} for r in ("pods", "namespaces", "nodes")}
 
     binding = rendered.get("ClusterRoleBinding", name)
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name}

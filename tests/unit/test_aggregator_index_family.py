@@ -34,3 +34,21 @@ def test_family_routes_ahead_of_tags_and_is_stripped() -> None:
         "logstash-logs-containers-2026.02.28",  # and the fast cache was not filled with the family's index
     ]
     assert all(b"index_family" not in i.data for i in items)
+
+
+def test_family_index_is_configurable_and_covered_by_the_template() -> None:
+    import pytest
+
+    from aggregator.config import AggregatorConfig
+    from aggregator.template import index_patterns
+
+    router = Router(
+        [("containers", "t-logstash-logs-containers-%{+YYYY.MM.dd}")],
+        "t-logstash-logs-unrouted-%{+YYYY}",
+        "t-logstash-logs-{family}-%{+YYYY.MM.dd}",
+    )
+    pattern = router.family_pattern("ledger")
+    assert pattern is not None and pattern.format(RECEIVED) == "t-logstash-logs-ledger-2026.03.01"
+    assert index_patterns(router.patterns) == ["t-logstash-logs-*"]
+    with pytest.raises(ValueError, match="family"):
+        AggregatorConfig.model_validate({"family_index": "logs-%{+YYYY.MM.dd}"})

@@ -1,0 +1,218 @@
+"""The chart's RBAC is exactly enough; and the real processes end to end: shipper -> aggregator -> OpenSearch."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from logship.demo import search
+from logship.demo.pipeline import Service, free_port
+from tests.kube_api.conftest import NODE, ROOT, KubeApi
+from tests.kube_api.harness import Node, cid, metric, running_shipper
+
+pytestmark = pytest.mark.slow
+CHART = ROOT / "deploy" / "helm" / "logship"
+
+
+def chart_cluster_role() -> dict[str, Any]:
+    helm = subprocess.run([str(ROOT / "scripts" / "tools.sh"), "helm"], capture_output=True, text=True, timeout=3600)
+    assert helm.returncode == 0, helm.stderr[-2000:]
+    proc = subprocess.run(
+        [
+            helm.stdout.strip().splitlines()[-1],
+            "template",
+            "logship",
+            str(CHART),
+            "-n",
+            "kube-system",
+            "--show-only",
+            "templates/rbac.yaml",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    roles = [d for d in yaml.safe_load_all(proc.stdout) if d and d["kind"] == "ClusterRole"]
+    assert len(roles) == 1
+    role: dict[str, Any] = roles[0]
+    return role
+
+
+def grant(api: KubeApi, role: dict[str, Any], user: str) -> None:
+    name = f"t-{user}-{uuid.uuid4().hex[:6]}"
+    role = {**copy.deepcopy(role), "metadata": {"name": name}}
+    api.apply("/apis/rbac.authorization.k8s.io/v1/clusterroles", role)
+    api.apply(
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+        },
+    )
+
+
+async def test_chart_rbac_is_enough_and_a_role_without_watch_fails_clearly(
+    kube_api: KubeApi, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    role = chart_cluster_role()
+    grant(kube_api, role, "shipper")
+    broken = copy.deepcopy(role)
+    for rule in broken["rules"]:
+        rule["verbs"] = [v for v in rule["verbs"] if v != "watch"]
+    grant(kube_api, broken, "nowatch")
+    ns = f"t-{uuid.uuid4().hex[:8]}"
+    kube_api.namespace(ns, {"env": "rbac"})
+    c = cid()
+    kube_api.create_pod(ns, "rbac-pod", labels={"app": "rbac"})
+    await asyncio.sleep(1.0)  # the authorizer's RBAC cache sees the new bindings
+
+    node = Node(tmp_path / "ok")
+    async with running_shipper(tmp_path / "ok", node, kube_api, user="shipper") as (shipper, got):
+        node.write(node.path(ns, "rbac-pod", "app", c), "with the chart's role")
+        await got.wait_for(lambda: len(got.events) == 1, what="event")
+        for kind in ("pods", "namespaces", "nodes"):
+            assert metric(shipper, "logship_shipper_kubernetes_api_up", resource=kind) == 1
+        assert metric(shipper, "logship_shipper_kubernetes_watch_errors_total", resource="pods") == 0
+    assert got.events[0]["kubernetes"]["labels"] == {"app": "rbac"}
+    assert got.events[0]["kubernetes"]["namespace_labels"]["env"] == "rbac"
+
+    caplog.set_level(logging.ERROR, logger="logship.shipper.kubernetes")
+    node = Node(tmp_path / "broken")
+    async with running_shipper(tmp_path / "broken", node, kube_api, user="nowatch", wait_for_pod="300ms") as (
+        shipper,
+        got,
+    ):
+        node.write(node.path(ns, "rbac-pod", "app", c), "without watch")
+        await got.wait_for(lambda: len(got.events) == 1, what="event (never blocked by the API)")
+        await got.wait_for(
+            lambda: metric(shipper, "logship_shipper_kubernetes_watch_errors_total", resource="pods") >= 1,
+            what="watch error",
+        )
+    lines = [r.getMessage() for r in caplog.records if "list/watch failed" in r.getMessage()]
+    assert lines, caplog.text
+    assert any("403" in m and 'cannot watch resource "pods"' in m and "ClusterRole needs" in m for m in lines), lines
+
+
+SHIPPER_YML = """
+shipper:
+  name: {node}
+  inputs:
+    - type: containers
+      paths: ["{logs}/*.log"]
+  scan_interval: 200ms
+  registry: {{path: "{data}/registry.json", flush_interval: 200ms}}
+  output:
+    hosts: ["127.0.0.1:{lj}"]
+    backoff: {{initial: 250ms, max: 2s}}
+  http: {{host: 127.0.0.1, port: {http}}}
+  kubernetes:
+    enabled: true
+    kubeconfig: {kubeconfig}
+    wait_for_pod: 5s
+"""
+
+
+@pytest.mark.e2e
+def test_processes_end_to_end_documents_carry_labels_and_owners(
+    kube_api: KubeApi, opensearch_url: str, index_prefix: str, tmp_path: Path
+) -> None:
+    grant(kube_api, chart_cluster_role(), "shipper")
+    ns = f"t-{uuid.uuid4().hex[:8]}"
+    kube_api.namespace(ns, {"team": "checkout"})
+    node = Node(tmp_path)
+    pods = {
+        "checkout-6f7c9d8b4-abcde": (
+            [{"kind": "ReplicaSet", "name": "checkout-6f7c9d8b4"}],
+            {"pod-template-hash": "6f7c9d8b4"},
+            {},
+        ),
+        "ledger-0": ([{"kind": "StatefulSet", "name": "ledger"}], {}, {"logship.io/index": "ledger"}),
+    }
+    files = {}
+    for i, (pod, (owners, labels, annos)) in enumerate(pods.items()):
+        obj = kube_api.create_pod(
+            ns,
+            pod,
+            labels={"app.kubernetes.io/name": pod.split("-")[0], **labels},
+            owners=owners,
+            annotations=annos,
+        )
+        c = cid()
+        kube_api.set_running(obj, f"10.244.1.{i + 2}", {"app": c})
+        files[pod] = node.path(ns, pod, "app", c)
+    time.sleep(1.0)
+    lj, ship_http, agg_http = free_port(), free_port(), free_port()
+    (tmp_path / "data").mkdir()
+    ship_cfg = tmp_path / "shipper.yml"
+    ship_cfg.write_text(
+        SHIPPER_YML.format(
+            node=NODE,
+            logs=node.dir,
+            data=tmp_path / "data",
+            lj=lj,
+            http=ship_http,
+            kubeconfig=kube_api.kubeconfig("shipper", tmp_path / "kc"),
+        )
+    )
+    env = {
+        "OPENSEARCH_URL": opensearch_url,
+        "LOGSHIP_PORT": str(lj),
+        "AGGREGATOR_HTTP_PORT": str(agg_http),
+        "INDEX_PREFIX": index_prefix,
+        "LOGSHIP_DATA": str(tmp_path / "data"),
+    }
+    aggregator = Service(
+        "aggregator", ROOT / "deploy" / "local" / "aggregator.yml", env, agg_http, tmp_path / "agg.log"
+    )
+    shipper = Service("shipper", ship_cfg, env, ship_http, tmp_path / "ship.log")
+    try:
+        aggregator.start()
+        aggregator.wait_ready(60)
+        shipper.start()
+        shipper.wait_ready(60)
+        for pod, path in files.items():
+            node.write(path, *(f"{pod} line {n}" for n in range(10)))
+        pattern = f"{index_prefix}logstash-logs-*"
+        deadline = time.monotonic() + 90
+        docs: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            shipper.check_alive()
+            search.refresh(opensearch_url, pattern)
+            docs = list(search.all_documents(opensearch_url, pattern))
+            if len(docs) >= 20:
+                break
+            time.sleep(0.5)
+        assert len(docs) == 20, f"{len(docs)} documents\n{shipper.log_tail(20)}\n{aggregator.log_tail(10)}"
+        counts = search.counts_per_index(opensearch_url, pattern)
+    finally:
+        assert shipper.stop(timeout=20) == 0
+        aggregator.stop(timeout=20)
+    by_pod: dict[str, list[dict[str, Any]]] = {}
+    for d in docs:
+        by_pod.setdefault(d["kubernetes"]["pod"]["name"], []).append(d)
+    checkout, ledger = by_pod["checkout-6f7c9d8b4-abcde"], by_pod["ledger-0"]
+    assert len(checkout) == len(ledger) == 10
+    for d in checkout:
+        k = d["kubernetes"]
+        assert k["deployment"] == {"name": "checkout"} and k["labels"]["app_kubernetes_io/name"] == "checkout"
+        assert k["namespace_labels"] == {"team": "checkout", "kubernetes_io/metadata_name": ns}
+        assert k["pod"]["ip"] == "10.244.1.2" and d["cloud"]["provider"] == "aws" if "cloud" in d else True
+    for d in ledger:
+        assert d["kubernetes"]["statefulset"] == {"name": "ledger"}
+    # logship.io/index routed the ledger pod to its own family
+    ledger_index = [i for i in counts if "logstash-logs-ledger-" in i]
+    assert len(ledger_index) == 1 and counts[ledger_index[0]] == 10, counts
+    assert sum(v for i, v in counts.items() if "logstash-logs-containers-" in i) == 10, counts
