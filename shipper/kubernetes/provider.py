@@ -144,8 +144,13 @@ class MetadataProvider:
     async def _expire_loop(self) -> None:
         while True:
             await asyncio.sleep(min(30.0, max(1.0, self.cfg.deleted_grace / 4)))
-            if self.cache.expire(time.monotonic()):
+            now = time.monotonic()
+            if self.cache.expire(now):
                 self._excluded_logged.clear()
+            # files that vanished while waiting for their pod are never asked about again
+            stale = now - max(60.0, self.cfg.wait_for_pod * 2)
+            for path in [p for p, first in self._waiting.items() if first < stale]:
+                del self._waiting[path]
             self.metrics.pods.set(len(self.cache.pods))
 
     async def close(self) -> None:
