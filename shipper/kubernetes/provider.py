@@ -134,12 +134,15 @@ class MetadataProvider:
         log.info("kubernetes metadata: watching pods of node %s, namespaces and the node", self.node_name)
 
     async def _run(self, lw: ListWatch) -> None:
-        relists = 0
+        relists = errors = 0
         while True:
             await lw.step()
             if lw.relists_gone != relists:
                 self.metrics.relists.labels(lw.kind).inc(lw.relists_gone - relists)
                 relists = lw.relists_gone
+            if lw.errors != errors:
+                self.metrics.watch_errors.labels(lw.kind).inc(lw.errors - errors)
+                errors = lw.errors
 
     async def _expire_loop(self) -> None:
         while True:
@@ -171,7 +174,6 @@ class MetadataProvider:
         if up:
             log.info("kubernetes %s: %s", kind, "listed" if reason == "listed" else "watch working again")
             return
-        self.metrics.watch_errors.labels(kind).inc()
         hint = _RBAC_HINT if "403" in reason or "Forbidden" in reason or "forbidden" in reason else ""
         log.error(
             "kubernetes %s list/watch failed: %s%s; events go on with file-name metadata (kubernetes.metadata: "
