@@ -42,6 +42,10 @@ USERS = {name: f"{name}-{uuid.uuid4().hex}" for name in ("shipper", "nowatch")}
 
 
 def _kube_bin() -> Path:
+    """Where kube-apiserver is: only it is needed here, so a cache that has it is not waited on."""
+    path = subprocess.run([str(KUBE_SCRIPT), "path"], capture_output=True, text=True, timeout=60)
+    if path.returncode == 0 and os.access(Path(path.stdout.strip()) / "kube-apiserver", os.X_OK):
+        return Path(path.stdout.strip())
     proc = subprocess.run([str(KUBE_SCRIPT), "build"], capture_output=True, text=True, timeout=3600)
     if proc.returncode != 0:
         pytest.fail(f"scripts/kube.sh build failed:\n{proc.stderr[-3000:]}")
@@ -98,8 +102,12 @@ class KubeApi:
         req.add_header("Authorization", f"Bearer {token}")
         if data is not None:
             req.add_header("Content-Type", content_type)
-        with urllib.request.urlopen(req, context=self._ctx, timeout=30) as resp:
-            return json.loads(resp.read() or b"null")
+        try:
+            with urllib.request.urlopen(req, context=self._ctx, timeout=30) as resp:
+                return json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            exc.msg = f"{exc.msg}: {exc.read().decode(errors='replace')[:500]}"
+            raise
 
     def apply(self, path: str, obj: dict[str, Any]) -> Any:
         """Create, or replace if it exists (RBAC objects, namespaces)."""
@@ -116,6 +124,11 @@ class KubeApi:
         self.apply(
             "/api/v1/namespaces",
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels or {}}},
+        )
+        # what the controller-manager would create; pods are refused without it
+        self.apply(
+            f"/api/v1/namespaces/{name}/serviceaccounts",
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}},
         )
 
     def node(self, name: str, labels: dict[str, str], provider_id: str) -> None:

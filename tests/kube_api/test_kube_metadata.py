@@ -55,7 +55,7 @@ async def test_labels_owners_node_and_cloud_on_every_event(cluster: KubeApi, tmp
         obj = cluster.create_pod(
             ns,
             pod,
-            labels={"app.kubernetes.io/name": pod[:3], "tier": "backend", **extra_labels},
+            labels={"app.kubernetes.io/name": pod.split("-")[0], "tier": "backend", **extra_labels},
             owners=owners,
             annotations={"team.example.com/owner": "alice", "other": "x"},
         )
@@ -72,7 +72,7 @@ async def test_labels_owners_node_and_cloud_on_every_event(cluster: KubeApi, tmp
         assert "metadata" not in k, e  # not partial
         assert k["namespace"] == ns and k["container"]["name"] == "app"
         assert k["pod"]["uid"] and k["pod"]["ip"].startswith("10.244.0.")
-        assert k["labels"]["app_kubernetes_io/name"] == pod[:3] and k["labels"]["tier"] == "backend"
+        assert k["labels"]["app_kubernetes_io/name"] == pod.split("-")[0] and k["labels"]["tier"] == "backend"
         assert k["annotations"] == {"team_example_com/owner": "alice"}
         assert k["namespace_labels"]["team"] == "payments"
         assert k["node"]["name"] == NODE and k["node"]["labels"]["node_kubernetes_io/instance-type"] == "m5.large"
