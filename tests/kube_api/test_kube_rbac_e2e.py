@@ -132,6 +132,15 @@ def test_processes_end_to_end_documents_carry_labels_and_owners(
     grant(kube_api, chart_cluster_role(), "shipper")
     ns = f"t-{uuid.uuid4().hex[:8]}"
     kube_api.namespace(ns, {"team": "checkout"})
+    kube_api.node(
+        NODE,
+        {
+            "topology.kubernetes.io/zone": "eu-west-1b",
+            "topology.kubernetes.io/region": "eu-west-1",
+            "node.kubernetes.io/instance-type": "c6g.large",
+        },
+        "aws:///eu-west-1b/i-0e2e",
+    )
     node = Node(tmp_path)
     pods = {
         "checkout-6f7c9d8b4-abcde": (
@@ -209,7 +218,14 @@ def test_processes_end_to_end_documents_carry_labels_and_owners(
         k = d["kubernetes"]
         assert k["deployment"] == {"name": "checkout"} and k["labels"]["app_kubernetes_io/name"] == "checkout"
         assert k["namespace_labels"] == {"team": "checkout", "kubernetes_io/metadata_name": ns}
-        assert k["pod"]["ip"] == "10.244.1.2" and d["cloud"]["provider"] == "aws" if "cloud" in d else True
+        assert k["pod"]["ip"] == "10.244.1.2"
+        assert d["cloud"] == {
+            "provider": "aws",
+            "availability_zone": "eu-west-1b",
+            "region": "eu-west-1",
+            "instance": {"id": "i-0e2e"},
+            "machine": {"type": "c6g.large"},
+        }
     for d in ledger:
         assert d["kubernetes"]["statefulset"] == {"name": "ledger"}
     # logship.io/index routed the ledger pod to its own family
