@@ -33,15 +33,19 @@ NAMESPACE = "bench"
 
 _RSS_PROBE = r"""
 import asyncio, gc, json, sys, time
+from shipper.heap import trim
 def rss():
+    gc.collect()
+    trim()  # as the shipper does every registry flush
     return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
 import shipper.app  # what the shipper imports anyway
 from shipper.kubernetes.config import KubernetesConfig
 from shipper.kubernetes.provider import MetadataProvider
 kubeconfig, node, pods = sys.argv[1], sys.argv[2], int(sys.argv[3])
 async def main():
-    gc.collect()
     before = rss()
+    import shipper.kubernetes.client  # lightkube, httpx2
+    imported = rss()
     p = MetadataProvider(KubernetesConfig(enabled=True, kubeconfig=kubeconfig), node)
     await p.start()
     deadline = time.monotonic() + 60
@@ -50,11 +54,11 @@ async def main():
             raise SystemExit(f"only {len(p.cache.pods)} pods cached")
         await asyncio.sleep(0.1)
     await asyncio.sleep(1.0)
-    gc.collect()
     after = rss()
     await p.close()
-    print(json.dumps({"rss_before_mib": round(before, 1), "rss_after_mib": round(after, 1),
-                      "watch_rss_mib": round(after - before, 1), "pods_cached": len(p.cache.pods)}))
+    print(json.dumps({"node": node, "pods_cached": len(p.cache.pods), "rss_before_mib": round(before, 1),
+                      "client_import_mib": round(imported - before, 1), "rss_after_mib": round(after, 1),
+                      "watch_rss_mib": round(after - before, 1)}))
 asyncio.run(main())
 """
 
@@ -80,10 +84,10 @@ def make_pods(api: Any, pods: int, labels: int) -> None:
         api.set_running(obj, f"10.244.{i // 250}.{i % 250 + 1}", {"app": f"{i:064x}"})
 
 
-def watch_rss(api: Any, work: Path, pods: int) -> dict[str, Any]:
+def watch_rss(api: Any, work: Path, pods: int, node: str = NODE) -> dict[str, Any]:
     kubeconfig = api.kubeconfig("admin", work / "kubeconfig")
     proc = subprocess.run(
-        [sys.executable, "-c", _RSS_PROBE, str(kubeconfig), NODE, str(pods)],
+        [sys.executable, "-c", _RSS_PROBE, str(kubeconfig), node, str(pods)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -114,6 +118,13 @@ def main(argv: list[str] | None = None) -> int:
             api.start_apiserver()
             print(f"creating {args.pods} pods with {args.labels} labels each ...", flush=True)
             make_pods(api, max(args.pods, args.files), args.labels)
+            api.node("empty-node", {}, "")
+            empty = watch_rss(api, work, 0, node="empty-node")
+            print(
+                f"watch of a node without pods: +{empty['watch_rss_mib']} MiB RSS "
+                f"(of which the client library {empty['client_import_mib']} MiB)",
+                flush=True,
+            )
             watch = watch_rss(api, work, max(args.pods, args.files))
             print(
                 f"watch of {watch['pods_cached']} pods: +{watch['watch_rss_mib']} MiB RSS "
@@ -155,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             "python": sys.version.split()[0],
         },
         "watch": watch,
+        "watch_empty_node": empty,
         "rows": rows,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
