@@ -256,6 +256,15 @@ def test_cluster_role_reads_pods_namespaces_nodes(rendered: Rendered) -> None:
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": NAMESPACE}]
 
 
+def test_no_cluster_role_without_kubernetes_metadata(render: Callable[..., Rendered]) -> None:
+    off = render("default", "--set", "shipper.config.kubernetes.enabled=false")
+    assert off.all("ClusterRole") == [] and off.all("ClusterRoleBinding") == []
+    config = yaml.safe_load(off.get("ConfigMap", "logship-shipper")["data"]["logship.yml"])
+    assert config["shipper"]["kubernetes"] == {"enabled": False}
+    on = yaml.safe_load(render("default").get("ConfigMap", "logship-shipper")["data"]["logship.yml"])
+    assert on["shipper"]["kubernetes"]["enabled"] is True
+
+
 # --- aggregator -----------------------------------------------------------------------------------
 
 
