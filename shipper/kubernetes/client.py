@@ -22,12 +22,16 @@ _PATHS = {"pods": "/api/v1/pods", "namespaces": "/api/v1/namespaces", "nodes": "
 LIST_CHUNK = 500
 
 
-def load_config(kubeconfig: str | None) -> Any:
-    """In-cluster when KUBERNETES_SERVICE_HOST is set, else the kubeconfig named, $KUBECONFIG or ~/.kube/config."""
+SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def load_config(kubeconfig: str | None, service_account: str = SERVICE_ACCOUNT) -> Any:
+    """The kubeconfig named; else in-cluster (the ServiceAccount's token, re-read as the kubelet rotates it,
+    and CA) when KUBERNETES_SERVICE_HOST is set; else $KUBECONFIG or ~/.kube/config."""
     if kubeconfig:
         return KubeConfig.from_file(kubeconfig).get()
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
-        return KubeConfig.from_service_account().get()
+        return KubeConfig.from_service_account(service_account).get()
     return KubeConfig.from_env().get()
 
 
@@ -37,9 +41,11 @@ class LightkubeApi:
         self.node_name = node_name
 
     @classmethod
-    def from_config(cls, kubeconfig: str | None, node_name: str, timeout: float = 10.0) -> LightkubeApi:
+    def from_config(
+        cls, kubeconfig: str | None, node_name: str, timeout: float = 10.0, service_account: str = SERVICE_ACCOUNT
+    ) -> LightkubeApi:
         params = client_adapter.ConnectionParams(timeout=httpx.Timeout(timeout), trust_env=False)
-        return cls(client_adapter.AsyncClient(load_config(kubeconfig), params), node_name)
+        return cls(client_adapter.AsyncClient(load_config(kubeconfig, service_account), params), node_name)
 
     def _params(self, kind: str) -> dict[str, str]:
         if kind == "pods":

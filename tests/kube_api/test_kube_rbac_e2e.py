@@ -16,6 +16,7 @@ import yaml
 
 from logship.demo import search
 from logship.demo.pipeline import Service, free_port
+from shipper.kubernetes.client import LightkubeApi
 from tests.kube_api.conftest import NODE, ROOT, KubeApi
 from tests.kube_api.harness import Node, cid, metric, running_shipper
 
@@ -23,7 +24,8 @@ pytestmark = pytest.mark.slow
 CHART = ROOT / "deploy" / "helm" / "logship"
 
 
-def chart_cluster_role() -> dict[str, Any]:
+def chart_rbac() -> list[dict[str, Any]]:
+    """The chart's ClusterRole and ClusterRoleBinding, as `helm template -n kube-system` renders them."""
     helm = subprocess.run([str(ROOT / "scripts" / "tools.sh"), "helm"], capture_output=True, text=True, timeout=3600)
     assert helm.returncode == 0, helm.stderr[-2000:]
     proc = subprocess.run(
@@ -42,10 +44,13 @@ def chart_cluster_role() -> dict[str, Any]:
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    roles = [d for d in yaml.safe_load_all(proc.stdout) if d and d["kind"] == "ClusterRole"]
-    assert len(roles) == 1
-    role: dict[str, Any] = roles[0]
-    return role
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    assert sorted(d["kind"] for d in docs) == ["ClusterRole", "ClusterRoleBinding"]
+    return docs
+
+
+def chart_cluster_role() -> dict[str, Any]:
+    return next(d for d in chart_rbac() if d["kind"] == "ClusterRole")
 
 
 def grant(api: KubeApi, role: dict[str, Any], user: str) -> None:
@@ -104,6 +109,55 @@ async def test_chart_rbac_is_enough_and_a_role_without_watch_fails_clearly(
     lines = [r.getMessage() for r in caplog.records if "list/watch failed" in r.getMessage()]
     assert lines, caplog.text
     assert any("403" in m and 'cannot watch resource "pods"' in m and "ClusterRole needs" in m for m in lines), lines
+
+
+async def test_in_cluster_service_account_with_the_charts_binding(kube_api: KubeApi, tmp_path: Path) -> None:
+    """The chart's ClusterRole + ClusterRoleBinding as rendered, a token of its ServiceAccount, in-cluster config."""
+    for doc in chart_rbac():
+        path = "clusterroles" if doc["kind"] == "ClusterRole" else "clusterrolebindings"
+        kube_api.apply(f"/apis/rbac.authorization.k8s.io/v1/{path}", doc)
+    sa = next(d for d in chart_rbac() if d["kind"] == "ClusterRoleBinding")["subjects"][0]
+    assert sa["kind"] == "ServiceAccount"
+    kube_api.apply(
+        f"/api/v1/namespaces/{sa['namespace']}/serviceaccounts",
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa["name"]}},
+    )
+    token = kube_api.request(
+        "POST",
+        f"/api/v1/namespaces/{sa['namespace']}/serviceaccounts/{sa['name']}/token",
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}},
+    )["status"]["token"]
+    mounted = tmp_path / "serviceaccount"  # what the kubelet mounts at /var/run/secrets/kubernetes.io/serviceaccount
+    mounted.mkdir()
+    (mounted / "token").write_text(token)
+    (mounted / "namespace").write_text(sa["namespace"])
+    (mounted / "ca.crt").write_bytes(kube_api.ca.read_bytes())
+    ns = f"t-{uuid.uuid4().hex[:8]}"
+    kube_api.namespace(ns)
+    kube_api.create_pod(ns, "in-cluster", labels={"app": "ic"})
+    host, port = kube_api.url.removeprefix("https://").split(":")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("KUBERNETES_SERVICE_HOST", host)
+    mp.setenv("KUBERNETES_SERVICE_PORT", port)
+    try:
+        api = LightkubeApi.from_config(None, NODE, service_account=str(mounted))
+        try:
+            items, rv = await api.list("pods")
+            assert "in-cluster" in [i["metadata"]["name"] for i in items]
+            kube_api.create_pod(ns, "in-cluster-2")
+            async for type_, obj in api.watch("pods", rv, 5):
+                if obj["metadata"].get("name") == "in-cluster-2":
+                    assert type_ == "ADDED"
+                    break
+            else:
+                raise AssertionError("the watch ended without the new pod")
+            nodes, _ = await api.list("nodes")
+            namespaces, _ = await api.list("namespaces")
+            assert ns in [n["metadata"]["name"] for n in namespaces] and len(nodes) <= 1
+        finally:
+            await api.close()
+    finally:
+        mp.undo()
 
 
 SHIPPER_YML = """
