@@ -36,6 +36,14 @@ from logship.demo.pipeline import free_port
 ROOT = Path(__file__).resolve().parents[2]
 KUBE_SCRIPT = ROOT / "scripts" / "kube.sh"
 NODE = "node-a"
+# the Node object of NODE, as on EKS (its providerID cannot change once set)
+NODE_LABELS = {
+    "topology.kubernetes.io/region": "us-east-1",
+    "topology.kubernetes.io/zone": "us-east-1a",
+    "node.kubernetes.io/instance-type": "m5.large",
+    "kubernetes.io/hostname": NODE,
+}
+NODE_PROVIDER_ID = "aws:///us-east-1a/i-0abc123def"
 ADMIN_TOKEN = "admin-" + uuid.uuid4().hex
 # user name -> token; RBAC for them is created by the tests (the chart's ClusterRole, or a broken one)
 USERS = {name: f"{name}-{uuid.uuid4().hex}" for name in ("shipper", "nowatch")}

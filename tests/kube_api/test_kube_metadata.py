@@ -12,7 +12,7 @@ import pytest
 from logship.backoff import Backoff
 from shipper.kubernetes.client import LightkubeApi
 from shipper.kubernetes.watch import ListWatch, Obj
-from tests.kube_api.conftest import NODE, KubeApi
+from tests.kube_api.conftest import NODE, NODE_LABELS, NODE_PROVIDER_ID, KubeApi
 from tests.kube_api.harness import Node, cid, metric, running_shipper
 
 pytestmark = pytest.mark.slow
@@ -24,16 +24,7 @@ def ns_name() -> str:
 
 @pytest.fixture
 def cluster(kube_api: KubeApi) -> KubeApi:
-    kube_api.node(
-        NODE,
-        {
-            "topology.kubernetes.io/region": "us-east-1",
-            "topology.kubernetes.io/zone": "us-east-1a",
-            "node.kubernetes.io/instance-type": "m5.large",
-            "kubernetes.io/hostname": NODE,
-        },
-        "aws:///us-east-1a/i-0abc123def",
-    )
+    kube_api.node(NODE, NODE_LABELS, NODE_PROVIDER_ID)
     return kube_api
 
 

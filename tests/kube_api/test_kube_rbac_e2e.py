@@ -17,7 +17,7 @@ import yaml
 from logship.demo import search
 from logship.demo.pipeline import Service, free_port
 from shipper.kubernetes.client import LightkubeApi
-from tests.kube_api.conftest import NODE, ROOT, KubeApi
+from tests.kube_api.conftest import NODE, NODE_LABELS, NODE_PROVIDER_ID, ROOT, KubeApi
 from tests.kube_api.harness import Node, cid, metric, running_shipper
 
 pytestmark = pytest.mark.slow
@@ -186,15 +186,7 @@ def test_processes_end_to_end_documents_carry_labels_and_owners(
     grant(kube_api, chart_cluster_role(), "shipper")
     ns = f"t-{uuid.uuid4().hex[:8]}"
     kube_api.namespace(ns, {"team": "checkout"})
-    kube_api.node(
-        NODE,
-        {
-            "topology.kubernetes.io/zone": "eu-west-1b",
-            "topology.kubernetes.io/region": "eu-west-1",
-            "node.kubernetes.io/instance-type": "c6g.large",
-        },
-        "aws:///eu-west-1b/i-0e2e",
-    )
+    kube_api.node(NODE, NODE_LABELS, NODE_PROVIDER_ID)
     node = Node(tmp_path)
     pods = {
         "checkout-6f7c9d8b4-abcde": (
@@ -275,10 +267,10 @@ def test_processes_end_to_end_documents_carry_labels_and_owners(
         assert k["pod"]["ip"] == "10.244.1.2"
         assert d["cloud"] == {
             "provider": "aws",
-            "availability_zone": "eu-west-1b",
-            "region": "eu-west-1",
-            "instance": {"id": "i-0e2e"},
-            "machine": {"type": "c6g.large"},
+            "availability_zone": "us-east-1a",
+            "region": "us-east-1",
+            "instance": {"id": "i-0abc123def"},
+            "machine": {"type": "m5.large"},
         }
     for d in ledger:
         assert d["kubernetes"]["statefulset"] == {"name": "ledger"}
