@@ -121,11 +121,16 @@ async def test_pod_deleted_while_its_last_lines_are_read(cluster: KubeApi, tmp_p
     c = cid()
     p = node.path(ns, "short-lived", "app", c)
     cluster.set_running(cluster.create_pod(ns, "short-lived", labels={"app": "sl"}), "10.244.0.99", {"app": c})
-    async with running_shipper(tmp_path, node, cluster, deleted_grace="60s") as (_shipper, got):
+    async with running_shipper(tmp_path, node, cluster, deleted_grace="60s") as (shipper, got):
         node.write(p, "before 0")
         await got.wait_for(lambda: len(got.events) == 1, what="first line")
         cluster.delete_pod(ns, "short-lived")
-        await asyncio.sleep(1.0)  # the watch delivered DELETED
+        assert shipper.kubernetes is not None
+        cache = shipper.kubernetes.cache
+        await got.wait_for(
+            lambda: any(p.name == "short-lived" and p.deleted_at is not None for p in cache.pods.values()),
+            what="the watch delivering DELETED",
+        )
         node.write(p, "after 0", "after 1")
         p.unlink()  # the kubelet removes the log with the pod
         await got.wait_for(lambda: len(got.events) == 3, what="last lines")
