@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+from hypothesis import given
+from hypothesis import strategies as st
 
 from logship.backoff import Backoff
 from shipper.event import EventBuilder
@@ -247,3 +249,51 @@ def test_event_builder_merges_extra_fields_and_metadata() -> None:
     b.set_runtime("cri")
     ev = orjson.loads(b.build(rec, "2026-01-01T00:00:01.000Z"))
     assert ev["container"]["runtime"] == "cri" and ev["kubernetes"]["labels"] == {"app": "web"}
+
+
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["ADDED", "MODIFIED", "DELETED", "relist", "expire"]),
+        st.integers(0, 4),  # pod number: name web-N, uid uN
+        st.integers(0, 2),  # container id generation
+        st.floats(0, 30),  # time step
+    ),
+    max_size=40,
+)
+
+
+@given(_OPS)
+def test_cache_bookkeeping_stays_consistent(ops: list[tuple[str, int, int, float]]) -> None:
+    cfg = KubernetesConfig(enabled=True, deleted_grace=10)
+    cache = MetadataCache(cfg, "n1")
+    now = 0.0
+    live: dict[int, int] = {}  # pod number -> container id generation
+    for op, n, gen, step in ops:
+        now += step
+        obj = pod(f"web-{n}", f"u{n}")
+        obj["status"]["containerStatuses"][0]["containerID"] = f"containerd://{n}-{gen}"
+        if op in ("ADDED", "MODIFIED"):
+            cache.apply("pods", op, obj, now)
+            live[n] = gen
+        elif op == "DELETED":
+            cache.apply("pods", op, obj, now)
+            live.pop(n, None)
+        elif op == "relist":
+            items = [pod(f"web-{k}", f"u{k}") for k in live]
+            for k, item in zip(live, items, strict=True):
+                item["status"]["containerStatuses"][0]["containerID"] = f"containerd://{k}-{live[k]}"
+            cache.replace("pods", items, now)
+        else:
+            cache.expire(now)
+        # every pod still live is found by name and by its current container id, and is not marked deleted
+        for k, g in live.items():
+            by_name = cache.find("shop", f"web-{k}")
+            assert by_name is not None and by_name.uid == f"u{k}" and by_name.deleted_at is None
+            by_cid = cache.find("", "", None, f"{k}-{g}")
+            assert by_cid is not None and by_cid.uid == f"u{k}"
+        # a deleted pod is kept no longer than the grace period after an expiry pass
+        if op == "expire":
+            assert all(p.deleted_at is None or now - p.deleted_at < cfg.deleted_grace for p in cache.pods.values())
+        # the indexes only point at cached pods
+        assert all(uid in cache.pods for uid in cache._by_cid.values())
+        assert all(uid in cache.pods for uid in cache._by_name.values())
