@@ -119,7 +119,11 @@ class Encoder:
             if type(event) is not dict:  # a JSON scalar or array: keep it, as a message
                 event = {"message": event if isinstance(event, str) else _dumps_any(event)}
             meta = event.pop("@metadata", None)
-            event_id = meta.get("_id") if type(meta) is dict else None
+            event_id = family = None
+            if type(meta) is dict:
+                event_id = meta.get("_id")
+                if "index_family" in meta:
+                    family = self.router.family_pattern(meta["index_family"])
             if type(event_id) is not str or not event_id or (len(event_id) > 128 and len(event_id.encode()) > 512):
                 event_id = derived_id(event)
             tags = event.get("tags")
@@ -127,7 +131,10 @@ class Encoder:
             entry = None
             cacheable = False
             tag: str | None = None  # None: no tags at all (the default route)
-            if type(ts) is str and ts[19:] in tails:
+            if family is not None:
+                index = self.router.index_for_family(family, event, received)
+                entry = (prefixes.get(index) or self._prefix(index), index)
+            elif type(ts) is str and ts[19:] in tails:
                 if type(tags) is list and len(tags) == 1 and type(tags[0]) is str:
                     tag = tags[0]
                     cacheable = True

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from aggregator.routing import PatternError, compile_pattern
+from aggregator.routing import FAMILY_INDEX, PatternError, check_family_index, compile_pattern
 from logship.config import ByteSize, Duration, StrictModel, read_secret
 from logship.tls import TLSSettings
 
@@ -140,6 +140,8 @@ class AggregatorConfig(StrictModel):
     listen: ListenConfig = ListenConfig()
     routes: list[RouteConfig] = Field(default_factory=_default_routes)
     default_index: str = "logstash-logs-unrouted-%{+YYYY.MM.dd}"
+    # events of pods annotated logship.io/index: <family> (the shipper's @metadata.index_family)
+    family_index: str = FAMILY_INDEX
     opensearch: OpenSearchConfig = OpenSearchConfig()
     bulk: BulkConfig = BulkConfig()
     queue_max_events: int = Field(50000, ge=1)
@@ -153,3 +155,11 @@ class AggregatorConfig(StrictModel):
     @classmethod
     def _default_pattern(cls, value: str) -> str:
         return _check_pattern(value)
+
+    @field_validator("family_index")
+    @classmethod
+    def _family_pattern(cls, value: str) -> str:
+        try:
+            return check_family_index(value)
+        except PatternError as exc:
+            raise ValueError(str(exc)) from None

@@ -18,6 +18,11 @@ from typing import Any
 
 TIMESTAMP_FAILURE_TAG = "_timestampparsefailure"
 
+# `@metadata.index_family` (set by the shipper from a pod's `logship.io/index` annotation) routes an event
+# to its own daily index, ahead of the tag routes (aggregator.family_index; the template covers it)
+FAMILY_INDEX = "logstash-logs-{family}-%{+YYYY.MM.dd}"
+_FAMILY = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
+
 # Joda token -> (formatter of a UTC datetime, how much of "YYYY-MM-DDTHH:MM:SS" the value depends on).
 _DAY, _HOUR, _MINUTE, _SECOND = 10, 13, 16, 19
 _TOKENS: dict[str, tuple[Any, int]] = {
@@ -176,6 +181,20 @@ def iso_utc(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
+def family_prefix_pattern(family_index: str) -> IndexPattern | None:
+    """What every family's index starts with (`logstash-logs-`), for the template's index patterns."""
+    before = family_index.split("{family}")[0]
+    return compile_pattern(before) if before else None
+
+
+def check_family_index(value: str) -> str:
+    """Raises PatternError unless `value` has `{family}` and renders to valid index names."""
+    if "{family}" not in value:
+        raise PatternError(f"{value!r}: needs {{family}} where the pod's logship.io/index value goes")
+    compile_pattern(value.replace("{family}", "x"))
+    return value
+
+
 @dataclass(frozen=True)
 class Route:
     tag: str
@@ -185,17 +204,20 @@ class Route:
 class Router:
     """Chooses each event's index; caches the rendered name per (pattern, time bucket)."""
 
-    def __init__(self, routes: list[tuple[str, str]], default_index: str) -> None:
+    def __init__(self, routes: list[tuple[str, str]], default_index: str, family_index: str = FAMILY_INDEX) -> None:
         self.routes = [Route(tag, compile_pattern(index)) for tag, index in routes]
         self.default = compile_pattern(default_index)
+        self.family_index = family_index
         self._by_tag: dict[str, tuple[int, IndexPattern]] = {}
         for i, r in enumerate(self.routes):  # first match wins: keep the earliest route of a tag
             self._by_tag.setdefault(r.tag, (i, r.pattern))
         self._cache: dict[tuple[int, str], str] = {}
+        self._families: dict[str, IndexPattern] = {}
 
     @property
     def patterns(self) -> list[IndexPattern]:
-        return [r.pattern for r in self.routes] + [self.default]
+        families = family_prefix_pattern(self.family_index)
+        return [r.pattern for r in self.routes] + [self.default] + ([families] if families else [])
 
     def pattern_for(self, tags: Any) -> IndexPattern:
         """The first route (in config order) whose tag is among `tags`; else the default."""
@@ -209,6 +231,20 @@ class Router:
             if hit is not None and (best is None or hit[0] < best[0]):
                 best = hit
         return self.default if best is None else best[1]
+
+    def family_pattern(self, family: Any) -> IndexPattern | None:
+        """The pattern of an index family named in `@metadata.index_family`; None if the name is unusable."""
+        if not isinstance(family, str) or not _FAMILY.match(family):
+            return None
+        pattern = self._families.get(family)
+        if pattern is None:
+            if len(self._families) > 1_000:  # bounded: pods choose these names
+                self._families.clear()
+            pattern = self._families[family] = compile_pattern(self.family_index.replace("{family}", family))
+        return pattern
+
+    def index_for_family(self, pattern: IndexPattern, event: dict[str, Any], received: datetime) -> str:
+        return self._index_slow(event, pattern, received)
 
     def index_for(self, event: dict[str, Any], received: datetime) -> str:
         """The index of `event`; repairs a missing or bad `@timestamp` in place (see module doc)."""

@@ -168,8 +168,15 @@ def _free_port() -> int:
 
 
 def run_case(
-    files: int, lines: int, work: Path, window_size: int = 2048, pending: int = 2, read_buffer: int | None = None
+    files: int,
+    lines: int,
+    work: Path,
+    window_size: int = 2048,
+    pending: int = 2,
+    read_buffer: int | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """`extra`: more keys of the `shipper:` section (benchmarks/kubernetes_metadata.py adds `kubernetes`)."""
     root = work / f"files-{files}"
     size = prewrite(root, files, lines)
     lines = (lines // files) * files
@@ -190,6 +197,7 @@ def run_case(
     }
     if read_buffer is not None:
         cfg["shipper"]["read_buffer_bytes"] = read_buffer
+    cfg["shipper"].update(extra or {})
     cfg_path = root / "shipper.yml"
     cfg_path.write_text(yaml.safe_dump(cfg))
     log = open(root / "shipper.log", "wb")

@@ -31,6 +31,8 @@ from logship.tls import client_context
 from shipper.config import ShipperConfig
 from shipper.harvester import Batch, Harvester
 from shipper.heap import trim
+from shipper.kubernetes.provider import MetadataProvider
+from shipper.lock import registry_lock
 from shipper.metrics import ShipperMetrics
 from shipper.pipeline import Sender, SendFn, WindowAssembler
 from shipper.registry import CorruptRegistry, RegistryFile
@@ -81,6 +83,13 @@ class Shipper:
             on_sent=self.metrics.events_sent.inc,
         )
         self.metrics.watch_files(self._behind)
+        self.kubernetes: MetadataProvider | None = None
+        if cfg.kubernetes.enabled and not cfg.sidecar:
+            node = cfg.kubernetes.node_name or cfg.host_name
+            self.kubernetes = MetadataProvider(
+                cfg.kubernetes, node, registry=self.metrics.registry, on_change=self._on_rescan
+            )
+            self.tailer.metadata = self.kubernetes
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._rescan = asyncio.Event()
@@ -132,6 +141,8 @@ class Shipper:
             ready=self.ready,
         )
         await self.ops.start()
+        if self.kubernetes is not None:
+            await self.kubernetes.start()
         self.watcher = make_watcher(self.cfg.watch, self._on_change, self._on_rescan)
         log.info(
             "shipper started: %d input(s), watching with %s, output %s",
@@ -180,6 +191,8 @@ class Shipper:
             await self.client.close()
         self.watcher.close()
         self.tailer.close()
+        if self.kubernetes is not None:
+            await self.kubernetes.close()
         if self.ops is not None:
             await self.ops.close()
         log.info("shipper stopped; registry written to %s", self.cfg.registry.path)
@@ -367,7 +380,8 @@ async def _main(cfg: ShipperConfig) -> int:
 
 
 def run(cfg: ShipperConfig) -> int:
-    return uvloop.run(_main(cfg))
+    with registry_lock(cfg.registry.path):
+        return uvloop.run(_main(cfg))
 
 
 async def _probe(host: str, cfg: ShipperConfig) -> str | None:

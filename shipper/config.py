@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from logship.config import ByteSize, Duration, StrictModel
 from logship.tls import TLSSettings
+from shipper.kubernetes.config import KubernetesConfig
 
 DEFAULT_PATHS = {
     "containers": ["/var/log/containers/*.log"],
@@ -132,6 +133,7 @@ class ShipperConfig(StrictModel):
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
+    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
     shutdown_timeout: Duration = 30.0
 
     @property

@@ -99,9 +99,18 @@ class EventBuilder:
             node = host_name
         self._node = node
         self._log_prefix = b',"log":{"file":{"path":' + orjson.dumps(path) + b'},"offset":'
+        self._extra: dict[str, Any] = {}  # from a metadata provider (shipper/kubernetes), merged last
+        self._meta_extra = b""
         self.set_runtime(None)
 
+    def set_extra(self, fields: Mapping[str, Any], metadata: Mapping[str, Any]) -> None:
+        """Fields merged into every event (objects merged, lists extended) and into its `@metadata`."""
+        self._extra = dict(fields)
+        self._meta_extra = b"," + orjson.dumps(dict(metadata))[1:-1] if metadata else b""
+        self.set_runtime(self._runtime)
+
     def set_runtime(self, runtime: str | None) -> None:
+        self._runtime = runtime
         static: dict[str, Any] = {"tags": self._tags}
         if self._kube:
             kube: dict[str, Any] = {}
@@ -124,6 +133,8 @@ class EventBuilder:
         static["agent"] = {"type": "logship", "version": __version__}
         if self._fields:
             static["fields"] = self._fields
+        if self._extra:
+            static = _merge(static, self._extra)
         self._static = b"," + orjson.dumps(static)[1:-1] + b"}"  # follows the id
 
     def build(self, rec: Record, read_time: str, timestamp: str | None = None) -> bytes:
@@ -137,7 +148,7 @@ class EventBuilder:
         dumps = orjson.dumps
         event_id = self.identity.event_id
         log_prefix = self._log_prefix
-        tail = b'"}' + self._static
+        tail = b'"' + self._meta_extra + b"}" + self._static
         out: list[bytes] = []
         append = out.append
         for i, (offset, _, _, message, stream, ts, flags) in enumerate(records):
@@ -160,6 +171,19 @@ class EventBuilder:
                 )
             )
         return out
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        old = out.get(key)
+        if isinstance(old, dict) and isinstance(value, Mapping):
+            out[key] = _merge(old, value)
+        elif isinstance(old, list) and isinstance(value, list):
+            out[key] = old + [v for v in value if v not in old]
+        else:
+            out[key] = value
+    return out
 
 
 _STREAMS: dict[str | None, bytes] = {"stdout": b',"stream":"stdout"', "stderr": b',"stream":"stderr"', None: b""}

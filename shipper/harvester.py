@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from shipper.event import EventBuilder, TimestampExtractor, utc_now_ms
 from shipper.formats import AutoDecoder, Decoder, PlainDecoder, Record
@@ -32,6 +33,15 @@ class Source:
     timestamp: tuple[str, str] | None  # pattern, timezone
     host_name: str
     sidecar: bool
+
+
+class Metadata(Protocol):
+    """Extra fields of a file's events (Kubernetes metadata), asked again whenever `generation` changes."""
+
+    @property
+    def generation(self) -> int: ...
+
+    def fields(self) -> tuple[dict[str, Any], dict[str, Any]]: ...
 
 
 @dataclass(slots=True)
@@ -72,6 +82,8 @@ class Harvester:
         )
         self._ts = TimestampExtractor(*source.timestamp) if source.timestamp else None
         self._runtime: str | None = None
+        self.metadata: Metadata | None = None
+        self._metadata_generation = -1
         self._start(offset)
 
     def _start(self, offset: int) -> None:
@@ -178,6 +190,10 @@ class Harvester:
         if runtime != self._runtime:
             self._runtime = runtime
             self._builder.set_runtime(runtime)
+        meta = self.metadata
+        if meta is not None and meta.generation != self._metadata_generation:
+            self._metadata_generation = meta.generation
+            self._builder.set_extra(*meta.fields())
         read_time = utc_now_ms()
         ts = self._ts
         stamps = [ts(r.message) for r in records] if ts is not None else None

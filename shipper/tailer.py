@@ -31,9 +31,10 @@ import stat
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from shipper.config import ShipperConfig
-from shipper.harvester import Harvester, Source
+from shipper.harvester import Harvester, Metadata, Source
 from shipper.identity import FINGERPRINT_BYTES, FileIdentity, fingerprint
 from shipper.recovery import find_generation, live_name, siblings
 from shipper.registry import Checkpoints, Position, identity_of
@@ -46,6 +47,18 @@ log = logging.getLogger("logship.shipper.tailer")
 DETACHED_GRACE = 1.0
 
 LostFn = Callable[[str, str, int, int], None]  # reason, path, first byte, end (exclusive)
+
+
+class Opening(Protocol):
+    @property
+    def source(self) -> Source: ...
+
+    @property
+    def metadata(self) -> Metadata | None: ...
+
+
+class MetadataHook(Protocol):
+    def open_file(self, path: str, source: Source, now: float, wait: bool = True) -> Opening | None: ...
 
 
 @dataclass(slots=True)
@@ -103,6 +116,7 @@ class Tailer:
         self._capped = False
         # when the previous run last saw its files: what was written after that happened while it was down
         self._last_run_seen = max((e.seen for e in checkpoints.entries.values()), default=0.0)
+        self.metadata: MetadataHook | None = None  # Kubernetes metadata: exclude, per-pod patterns, fields
 
     # -- discovery -----------------------------------------------------------------------------
 
@@ -211,10 +225,29 @@ class Tailer:
                 self._cfg.max_open_files,
             )
 
+    def _opening(self, path: str, source: int, now: float, wait: bool) -> tuple[Source, Metadata | None] | None:
+        """The source settings and metadata of a file's events; None: excluded by an annotation, or its pod
+        not known yet (asked again at the next scan, for at most the metadata's wait)."""
+        src = self._sources[source]
+        if self.metadata is None:
+            return src, None
+        opening = self.metadata.open_file(path, src, now, wait=wait)
+        return None if opening is None else (opening.source, opening.metadata)
+
+    def _harvester(
+        self, path: str, src: ByteSource | int, ident: FileIdentity, offset: int, how: tuple[Source, Metadata | None]
+    ) -> Harvester:
+        h = Harvester(path, src, ident, offset, how[0], real=src.name if not isinstance(src, int) else "")
+        h.metadata = how[1]
+        return h
+
     def _open(self, f: Found, now: float, wall: float, hold: bool = True) -> Harvester | None:
         """Register the file at `f` (a new generation retires the old one of its inode) and open it.
 
         With `hold` False the file is registered and its handle closed again (returned closed)."""
+        how = self._opening(f.path, f.source, now, wait=True)
+        if how is None:
+            return None
         try:
             fd = os.open(f.path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
@@ -251,7 +284,7 @@ class Tailer:
         fp = ident.fingerprint
         self._checkpoints.set_now(key, Position(f.path, offset, fp[0], fp[1], f.realpath), wall, st.st_size)
         self._checkpoints.observe(key, f.realpath, fp, st.st_size, wall)
-        h = Harvester(f.path, fd, ident, offset, self._sources[f.source], real=f.realpath)
+        h = self._harvester(f.path, PlainSource(fd, f.realpath), ident, offset, how)
         h.seen_size = max(h.seen_size, st.st_size)
         if not hold:
             h.close()
@@ -316,8 +349,12 @@ class Tailer:
                         self._on_lost("not_found", entry.path, entry.offset, end)
                 self._checkpoints.give_up(key, max(entry.size, entry.offset))  # nothing of it is in flight
                 continue
+            how = self._opening(entry.path, source, now, wait=False)
+            if how is None:  # excluded now
+                rec.src.close()
+                continue
             ident = FileIdentity(dev, ino, rec.head, self._cfg.host_name)
-            h = Harvester(entry.path, rec.src, ident, entry.offset, self._sources[source])
+            h = self._harvester(entry.path, rec.src, ident, entry.offset, how)
             h.key = key  # a retired generation keeps its own checkpoint
             h.seen_size = max(entry.size, entry.offset)
             h.detached, h.detached_at = True, now
@@ -359,6 +396,9 @@ class Tailer:
                 key = f"{st.st_dev}:{st.st_ino}@{fingerprint(head)}"
                 if key in entries or key in self.harvesters:
                     continue
+                how = self._opening(path, source, now, wait=False)
+                if how is None:
+                    continue
                 try:
                     fd = os.open(cand, os.O_RDONLY | os.O_CLOEXEC)
                 except OSError:
@@ -367,7 +407,7 @@ class Tailer:
                 ident = FileIdentity(st.st_dev, st.st_ino, head, self._cfg.host_name)
                 fp = ident.fingerprint
                 self._checkpoints.set_now(key, Position(path, 0, fp[0], fp[1], cand), time.time())
-                h = Harvester(path, src, ident, 0, self._sources[source])
+                h = self._harvester(path, src, ident, 0, how)
                 h.key = key
                 h.detached, h.detached_at = True, now
                 self.harvesters[key] = h

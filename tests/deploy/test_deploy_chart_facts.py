@@ -247,12 +247,22 @@ def test_cluster_role_reads_pods_namespaces_nodes(rendered: Rendered) -> None:
         assert rule["apiGroups"] == [""]
         for res in rule["resources"]:
             granted.setdefault(res, set()).update(rule["verbs"])
-    assert granted == {r: {"get", "list", "watch"} for r in ("pods", "namespaces", "nodes")}
+    # exactly what the shipper's metadata watch uses (tests/kube_api proves it is enough)
+    assert granted == {r: {"list", "watch"} for r in ("pods", "namespaces", "nodes")}
 
     binding = rendered.get("ClusterRoleBinding", name)
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name}
     sa = pod_spec(shipper_ds(rendered))["serviceAccountName"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": NAMESPACE}]
+
+
+def test_no_cluster_role_without_kubernetes_metadata(render: Callable[..., Rendered]) -> None:
+    off = render("default", "--set", "shipper.config.kubernetes.enabled=false")
+    assert off.all("ClusterRole") == [] and off.all("ClusterRoleBinding") == []
+    config = yaml.safe_load(off.get("ConfigMap", "logship-shipper")["data"]["logship.yml"])
+    assert config["shipper"]["kubernetes"] == {"enabled": False}
+    on = yaml.safe_load(render("default").get("ConfigMap", "logship-shipper")["data"]["logship.yml"])
+    assert on["shipper"]["kubernetes"]["enabled"] is True
 
 
 # --- aggregator -----------------------------------------------------------------------------------
