@@ -134,7 +134,8 @@ def test_shipper_sigkilled_during_the_outage_finds_rotated_generations_by_identi
 def test_sigterm_while_blocked_on_a_full_queue_then_restart(rig: Rig, stop_at: float) -> None:
     """SIGTERM with the output blocked at several points: no checkpoint past an unsent event, so the
     restarted shipper sends everything."""
-    rig.start_shipper(ready=False, output={"window_size": 50, "max_pending_windows": 1, "queue_windows": 1})
+    # ready: its signal handlers are installed (a SIGTERM during start-up is the default, fatal, one)
+    rig.start_shipper(output={"window_size": 50, "max_pending_windows": 1, "queue_windows": 1})
     rig.generate(**rotating(duration=OUTAGE_S, seed=45))
     time.sleep(stop_at)
     assert rig.shipper is not None
