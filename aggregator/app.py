@@ -103,6 +103,8 @@ class Aggregator:
                 idle_timeout=listen.idle_timeout,
                 keepalive_interval=listen.keepalive_interval,
                 max_windows_in_flight=listen.max_windows_in_flight,
+                max_window_bytes=listen.max_window_bytes,
+                max_connections=listen.max_connections,
             ),
             registry=self.metrics.registry,
         )

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from aggregator.routing import PatternError, compile_pattern
-from logship.config import ByteSize, Duration, StrictModel, read_secret
+from logship.config import Backoff, ByteSize, Duration, StrictModel, read_secret
 from logship.tls import TLSSettings
 
 
@@ -22,6 +22,9 @@ class ListenConfig(StrictModel):
     keepalive_interval: Duration = Field(2.0, gt=0)
     # Windows per connection handled at once (acked in order); a pipelining shipper keeps this many busy.
     max_windows_in_flight: int = Field(4, ge=1, le=64)
+    # What clients can make us hold: payload bytes of one window, and connections at once (0 = unlimited).
+    max_window_bytes: ByteSize = Field(128 * 1024 * 1024, ge=0)
+    max_connections: int = Field(4096, ge=0)
 
 
 def _check_pattern(value: str) -> str:
@@ -91,15 +94,11 @@ class OpenSearchConfig(StrictModel):
         return self
 
 
-class BackoffConfig(StrictModel):
+class BulkBackoff(Backoff):
+    """Retries of `_bulk` start sooner and cap lower than the shipper's reconnects."""
+
     initial: Duration = Field(0.5, gt=0)
     max: Duration = Field(30.0, gt=0)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> BackoffConfig:
-        if self.max < self.initial:
-            raise ValueError("max must be at least initial")
-        return self
 
 
 class BulkConfig(StrictModel):
@@ -108,7 +107,7 @@ class BulkConfig(StrictModel):
     max_delay: Duration = Field(1.0, ge=0)
     concurrency: int = Field(2, ge=1, le=64)
     gzip: bool = False
-    backoff: BackoffConfig = BackoffConfig()
+    backoff: BulkBackoff = BulkBackoff()
 
 
 class TemplateConfig(StrictModel):
