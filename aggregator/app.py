@@ -36,7 +36,7 @@ log = logging.getLogger("aggregator")
 
 
 def _patterns(cfg: AggregatorConfig) -> list[str]:
-    router = Router([(r.tag, r.index) for r in cfg.routes], cfg.default_index)
+    router = Router([r.spec() for r in cfg.routes], cfg.default_index)
     return index_patterns(router.patterns)
 
 

@@ -75,11 +75,12 @@ _MS_TAILS = frozenset(f".{ms:03d}Z" for ms in range(1000))
 class Encoder:
     """Turns received events into bulk items: route, take the id, strip `@metadata`, serialise once.
 
-    Fast path: an event with exactly one tag, or none, whose `@timestamp` is `YYYY-MM-DDTHH:MM:SS.sssZ` takes
-    its action-line prefix from a cache keyed by (tag, `@timestamp[:19]`). The cache is filled only after
-    the router has routed such an event without repairing its timestamp and the whole timestamp matched
-    the router's strict shape, so a hit gives exactly what the router would (the millisecond tail of that
-    shape never changes the outcome); everything else goes through the router.
+    Fast path: an event with exactly one tag, or none, that the router routes by that tag alone
+    (`Router.tag_decides`), whose `@timestamp` is `YYYY-MM-DDTHH:MM:SS.sssZ` takes its action-line prefix
+    from a cache keyed by (tag, `@timestamp[:19]`). The cache is filled only after the router has routed
+    such an event without repairing its timestamp and the whole timestamp matched the router's strict
+    shape, so a hit gives exactly what the router would (the millisecond tail of that shape never changes
+    the outcome); everything else goes through the router.
     """
 
     def __init__(self, router: Router) -> None:
@@ -109,6 +110,7 @@ class Encoder:
         out: list[BulkItem] = []
         append = out.append
         index_for = self.router.index_for
+        tag_decides = self.router.tag_decides
         prefixes = self._action_prefix
         fast = self._fast
         tails = _MS_TAILS
@@ -130,15 +132,15 @@ class Encoder:
             if type(ts) is str and ts[19:] in tails:
                 if type(tags) is list and len(tags) == 1 and type(tags[0]) is str:
                     tag = tags[0]
-                    cacheable = True
+                    cacheable = tag_decides(tag)
                 elif tags is None:
-                    cacheable = True
+                    cacheable = tag_decides(None)
                 if cacheable:
                     by_second = fast.get(tag)
                     if by_second is not None:
                         entry = by_second.get(ts[:19])
             if entry is None:
-                index = index_for(event, received)
+                index = index_for(event, received, meta)
                 prefix = prefixes.get(index)
                 if prefix is None:
                     prefix = self._prefix(index)
