@@ -121,6 +121,9 @@ class Encoder:
             if type(event) is not dict:  # a JSON scalar or array: keep it, as a message
                 event = {"message": event if isinstance(event, str) else _dumps_any(event)}
             meta = event.pop("@metadata", None)
+            message = event.get("message")
+            if type(message) is str and message[-1:] == "\n":
+                strip_newline(event, message)
             event_id = meta.get("_id") if type(meta) is dict else None
             if type(event_id) is not str or not event_id or (len(event_id) > 128 and len(event_id.encode()) > 512):
                 event_id = derived_id(event)
@@ -155,6 +158,28 @@ class Encoder:
             action = entry[0] + dumps(event_id) + b"}}\n"
             append(BulkItem(action + source, len(action), entry[1], ticket))
         return out
+
+
+NEWLINE_FLAG = "trailing_newline_stripped"
+
+
+def strip_newline(event: dict[str, Any], message: str) -> None:
+    """Filebeat 9's filestream container parser keeps the line's `\n` (and `\r\n`): drop it, flag it.
+
+    logship's shipper never sends one, so this only changes events from other shippers; the flag in
+    `log.flags` says the message was changed.
+    """
+    event["message"] = message[:-2] if message[-2:] == "\r\n" else message[:-1]
+    log_field = event.get("log")
+    if log_field is None:
+        log_field = event["log"] = {}
+    if type(log_field) is dict:
+        flags = log_field.get("flags")
+        if type(flags) is list:
+            if NEWLINE_FLAG not in flags:
+                flags.append(NEWLINE_FLAG)
+        else:
+            log_field["flags"] = [NEWLINE_FLAG] if flags is None else [flags, NEWLINE_FLAG]
 
 
 def _dumps_any(value: Any) -> str:

@@ -15,6 +15,7 @@ import resource
 import signal
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import uvloop
 
@@ -22,6 +23,7 @@ from logship.lumberjack.client import LumberjackClient, parse_host
 from logship.ops import OpsServer
 from logship.tls import client_context
 from shipper.config import ShipperConfig
+from shipper.event import load_agent
 from shipper.harvester import Batch, Harvester
 from shipper.heap import trim
 from shipper.metrics import ShipperMetrics
@@ -41,6 +43,7 @@ class Shipper:
         self.cfg = cfg
         self.metrics = ShipperMetrics()
         self.registry_file = RegistryFile(cfg.registry.path)
+        self.agent = load_agent(Path(cfg.registry.path).parent, cfg.host_name)  # agent.id, kept beside the registry
         try:
             self.checkpoints = self.registry_file.load()
         except CorruptRegistry as exc:

@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -222,3 +223,28 @@ def test_route_config_errors(route: dict[str, Any], error: str) -> None:
 
     with pytest.raises(ConfigError, match=re.escape(error)):
         validate_section(AggregatorConfig, {"aggregator": {"routes": [route]}}, "aggregator", "a.yml")
+
+
+@pytest.mark.parametrize(
+    ("event", "message", "flags"),
+    [
+        ({"message": "hello\n"}, "hello", ["trailing_newline_stripped"]),
+        ({"message": "hello\r\n", "log": {"offset": 3}}, "hello", ["trailing_newline_stripped"]),
+        ({"message": "a\n\n", "log": {"flags": ["truncated"]}}, "a\n", ["truncated", "trailing_newline_stripped"]),
+        ({"message": "\n", "log": {"flags": "x"}}, "", ["x", "trailing_newline_stripped"]),
+        ({"message": "inner\nline"}, "inner\nline", None),
+    ],
+)
+def test_trailing_newline_is_stripped_and_flagged(event: dict[str, Any], message: str, flags: Any) -> None:
+    encoder = Encoder(default_router())
+    item = encoder.encode([{"@timestamp": T, "tags": ["containers"], **event}], WHEN, ticket=None)[0]  # type: ignore[arg-type]
+    doc = orjson.loads(item.data.split(b"\n")[1])
+    assert doc["message"] == message
+    assert doc.get("log", {}).get("flags") == flags
+
+
+def test_an_event_whose_log_is_not_an_object_keeps_its_message_stripped() -> None:
+    encoder = Encoder(default_router())
+    item = encoder.encode([{"@timestamp": T, "message": "x\n", "log": "weird"}], WHEN, ticket=None)[0]  # type: ignore[arg-type]
+    doc = orjson.loads(item.data.split(b"\n")[1])
+    assert doc["message"] == "x" and doc["log"] == "weird"
