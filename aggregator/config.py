@@ -155,7 +155,7 @@ CONTAINERS_INDEX = "logstash-logs-containers-%{+YYYY.MM.dd}"
 APP_INDEX = "logstash-logs-app-%{+YYYY.MM.dd}"
 # A stock Filebeat tags nothing: its container input says input.type container, and a filestream or
 # log input reading the kubelet's files says so by its path.
-KUBELET_LOG_GLOBS = ["/var/log/containers/*", "/var/log/pods/*"]
+KUBELET_LOG_GLOBS = ["*/var/log/containers/*", "*/var/log/pods/*"]  # also under a host mount such as /host
 
 
 def _default_routes() -> list[RouteConfig]:
