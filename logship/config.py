@@ -116,7 +116,11 @@ def load_file(path: str | Path, env: Mapping[str, str] | None = None) -> dict[st
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{p}: invalid YAML{where}: {problem}") from None
+        hint = ""
+        line = text.splitlines()[mark.line] if mark is not None and mark.line < len(text.splitlines()) else ""
+        if "${" in line:  # `{a: ${X}}`: in a flow mapping `{` is syntax, so the reference needs quotes
+            hint = '; inside { } or [ ] put a ${VAR} reference in quotes, e.g. {port: "${PORT:5044}"}'
+        raise ConfigError(f"{p}: invalid YAML{where}: {problem}{hint}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

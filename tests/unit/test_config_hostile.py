@@ -148,3 +148,12 @@ def test_client_refuses_a_backoff_it_could_not_use() -> None:
         LumberjackClient(["127.0.0.1:5044"], backoff_initial=0.0)
     with pytest.raises(ValueError, match="maximum backoff"):
         LumberjackClient(["127.0.0.1:5044"], backoff_initial=5.0, backoff_max=1.0)
+
+
+def test_unquoted_reference_in_a_flow_mapping_gets_a_hint(tmp_path: Path) -> None:
+    path = write(tmp_path, "shipper:\n  http: {host: 127.0.0.1, port: ${PORT:5066}}\n")
+    with pytest.raises(ConfigError, match=r"invalid YAML at line 2.*put a \$\{VAR\} reference in quotes"):
+        load_file(path, env={})
+    path.write_text('shipper:\n  http: {host: 127.0.0.1, port: "${PORT:5066}"}\n')
+    cfg = validate_section(ShipperConfig, load_file(path, env={"PORT": "6000"}), "shipper", str(path))
+    assert cfg.http.port == 6000
