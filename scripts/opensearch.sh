@@ -50,7 +50,7 @@ done
 [[ "$NAME" =~ ^[A-Za-z0-9_.-]+$ ]] || die "--name may only hold letters, digits, '.', '_' and '-'"
 
 DIST="$CACHE/opensearch-$OPENSEARCH_VERSION"
-INST="$CACHE/instances/$NAME"
+INST="${LOGSHIP_OS_INSTANCES:-$CACHE/instances}/$NAME"   # LOGSHIP_OS_INSTANCES: keep a test's nodes apart
 PIDFILE="$INST/opensearch.pid"
 PORTFILE="$INST/port"
 

@@ -177,3 +177,13 @@ def test_file_bytes_behind_is_bounded() -> None:
     assert 'logship_shipper_file_bytes_behind{path="/var/log/containers/p999.log"} 999.0' in series
     assert f"logship_shipper_bytes_behind {float(sum(range(1000)))}" in body
     assert "logship_shipper_files_behind 999.0" in body
+
+
+def test_demo_outside_a_checkout_says_so(tmp_path: Path, monkeypatch: Any, capsys: Any) -> None:
+    """An installed wheel has logship.demo but not deploy/local or scripts/: one clear line, exit 2."""
+    from logship.demo import main as demo_main
+
+    monkeypatch.setattr(demo_main, "LOCAL_CONFIGS", tmp_path / "deploy" / "local")
+    assert demo_main.main([]) == 2
+    err = capsys.readouterr().err
+    assert "needs a source checkout" in err and "make demo" in err and len(err.splitlines()) == 1
