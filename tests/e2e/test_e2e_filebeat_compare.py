@@ -10,6 +10,7 @@ Filebeat binary is built from the Go module proxy by benchmarks/peers/build_file
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import re
 import signal
@@ -173,5 +174,9 @@ def test_filebeat_and_logship_documents_compared_field_by_field(
         # what must be equal, explicitly (a difference here would also fail above)
         for field in ("@timestamp", "message", "stream", "log.offset", "log.file.path", "host.name"):
             assert fb[field] == ls[field], (field, fb, ls)
+    docker_key = min(k for k in by_agent["filebeat"] if k[0].endswith(DOCKER_FILE))
+    print("filebeat:", json.dumps(by_agent["filebeat"][docker_key], indent=1, sort_keys=True))
+    print("logship:", json.dumps(by_agent["logship"][docker_key], indent=1, sort_keys=True))
+    print("differences:", sorted(seen))
     stale = [(g, k) for g, k in documented.items() if not any(k == sk and fnmatch.fnmatchcase(f, g) for f, sk in seen)]
     assert stale == [], f"listed in the guide but no longer different: {stale}"
