@@ -69,19 +69,27 @@ def write_logs(root: Path) -> Path:
     return d
 
 
-def filebeat_config(logs: Path, port: int, data: Path) -> dict[str, Any]:
-    """What the Filebeat Kubernetes manifest configures, minus add_kubernetes_metadata (no API here)."""
+def filebeat_config(logs: Path, port: int, data: Path, input_type: str) -> dict[str, Any]:
+    """What Elastic's Kubernetes manifest configures (filestream with the container parser), or the
+    older `container` input, minus add_kubernetes_metadata (no API here)."""
+    if input_type == "filestream":
+        filebeat_input: dict[str, Any] = {
+            "type": "filestream",
+            "id": "kubernetes-container-logs",
+            "paths": [str(logs / "*.log")],
+            "parsers": [{"container": None}],
+            "prospector.scanner.check_interval": "500ms",
+        }
+    else:  # deprecated in 9.x: it runs only when allowed explicitly
+        filebeat_input = {
+            "type": "container",
+            "allow_deprecated_use": True,
+            "paths": [str(logs / "*.log")],
+            "scan_frequency": "500ms",
+        }
     return {
         "name": "e2e-node",
-        "filebeat.inputs": [
-            {
-                "type": "filestream",
-                "id": "kubernetes-container-logs",
-                "paths": [str(logs / "*.log")],
-                "parsers": [{"container": None}],
-                "prospector.scanner.check_interval": "500ms",
-            }
-        ],
+        "filebeat.inputs": [filebeat_input],
         "output.logstash": {"hosts": [f"127.0.0.1:{port}"], "backoff.init": "250ms"},
         "path.data": str(data),
         "path.logs": str(data / "logs"),
@@ -102,12 +110,16 @@ def flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def documented_differences() -> dict[str, str]:
-    """`field glob -> kind` from the guide's "Remaining differences" table."""
+def documented_differences(input_type: str) -> dict[str, str]:
+    """`field glob -> kind` from the guide's "Remaining differences" table, for one Filebeat input."""
     section = GUIDE.read_text().split("## Remaining differences", 1)[1].split("\n## ", 1)[0]
-    rows = re.findall(r"^\|\s*`([^`]+)`\s*\|\s*(only Filebeat|only logship|value differs)\s*\|", section, re.M)
+    rows = re.findall(
+        r"^\|\s*`([^`]+)`\s*\|\s*(only Filebeat|only logship|value differs)\s*\|\s*(filestream|container|both)\s*\|",
+        section,
+        re.M,
+    )
     assert rows, "no table rows in the guide's Remaining differences section"
-    return dict(rows)
+    return {field: kind for field, kind, where in rows if where in ("both", input_type)}
 
 
 def classify(fb: dict[str, Any], ls: dict[str, Any]) -> set[tuple[str, str]]:
@@ -124,15 +136,16 @@ def classify(fb: dict[str, Any], ls: dict[str, Any]) -> set[tuple[str, str]]:
     return diffs
 
 
+@pytest.mark.parametrize("input_type", ["filestream", "container"])
 def test_filebeat_and_logship_documents_compared_field_by_field(
-    pipeline: Pipeline, filebeat: Path, tmp_path: Path
+    pipeline: Pipeline, filebeat: Path, tmp_path: Path, input_type: str
 ) -> None:
     logs = write_logs(pipeline.root)
     pipeline.start()
     data = tmp_path / "filebeat"
     data.mkdir()
     cfg = tmp_path / "filebeat.yml"
-    cfg.write_text(yaml.safe_dump(filebeat_config(logs, int(pipeline.env["LOGSHIP_PORT"]), data)))
+    cfg.write_text(yaml.safe_dump(filebeat_config(logs, int(pipeline.env["LOGSHIP_PORT"]), data, input_type)))
     cfg.chmod(0o600)
     with open(tmp_path / "filebeat.err", "wb") as err:
         proc = subprocess.Popen(
@@ -163,7 +176,7 @@ def test_filebeat_and_logship_documents_compared_field_by_field(
         by_agent[doc["agent"]["type"]][key] = flatten(doc)
     assert by_agent["filebeat"].keys() == by_agent["logship"].keys()
 
-    documented = documented_differences()
+    documented = documented_differences(input_type)
     seen: set[tuple[str, str]] = set()
     for key, fb in by_agent["filebeat"].items():
         ls = by_agent["logship"][key]
