@@ -122,7 +122,7 @@ class Encoder:
                 event = {"message": event if isinstance(event, str) else _dumps_any(event)}
             meta = event.pop("@metadata", None)
             message = event.get("message")
-            if type(message) is str and message[-1:] == "\n":
+            if type(message) is str and message[-1:] == "\n" and not _from_logship(event):
                 strip_newline(event, message)
             event_id = meta.get("_id") if type(meta) is dict else None
             if type(event_id) is not str or not event_id or (len(event_id) > 128 and len(event_id.encode()) > 512):
@@ -163,11 +163,18 @@ class Encoder:
 NEWLINE_FLAG = "trailing_newline_stripped"
 
 
+def _from_logship(event: dict[str, Any]) -> bool:
+    # logship's shipper strips the line's newline itself; a trailing one it sends is content (a
+    # multi-line record ending in an empty line) and stays
+    agent = event.get("agent")
+    return type(agent) is dict and agent.get("type") == "logship"
+
+
 def strip_newline(event: dict[str, Any], message: str) -> None:
     """Filebeat 9's filestream container parser keeps the line's `\n` (and `\r\n`): drop it, flag it.
 
-    logship's shipper never sends one, so this only changes events from other shippers; the flag in
-    `log.flags` says the message was changed.
+    Applied to events of other shippers only (see `_from_logship`); the flag in `log.flags` says the
+    message was changed.
     """
     event["message"] = message[:-2] if message[-2:] == "\r\n" else message[:-1]
     log_field = event.get("log")

@@ -248,3 +248,12 @@ def test_an_event_whose_log_is_not_an_object_keeps_its_message_stripped() -> Non
     item = encoder.encode([{"@timestamp": T, "message": "x\n", "log": "weird"}], WHEN, ticket=None)[0]  # type: ignore[arg-type]
     doc = orjson.loads(item.data.split(b"\n")[1])
     assert doc["message"] == "x" and doc["log"] == "weird"
+
+
+def test_a_logship_event_keeps_its_trailing_newline() -> None:
+    """A joined multi-line record may end in an empty line: that newline is content, not a line end."""
+    encoder = Encoder(default_router())
+    event = {"@timestamp": T, "tags": ["app"], "message": "trace\n", "agent": {"type": "logship"}}
+    item = encoder.encode([event], WHEN, ticket=None)[0]  # type: ignore[arg-type]
+    doc = orjson.loads(item.data.split(b"\n")[1])
+    assert doc["message"] == "trace\n" and "log" not in doc
