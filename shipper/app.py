@@ -59,6 +59,7 @@ class Shipper:
                 server_hostname=tls.server_name,
                 compression_level=cfg.output.compression_level,
                 timeout=cfg.output.timeout,
+                connect_timeout=cfg.output.connect_timeout,
                 backoff_initial=cfg.output.backoff.initial,
                 backoff_max=cfg.output.backoff.max,
                 loadbalance=cfg.output.loadbalance,

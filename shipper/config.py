@@ -94,6 +94,7 @@ class OutputConfig(StrictModel):
     max_pending_windows: int = Field(2, ge=1)
     compression_level: int = Field(3, ge=0, le=9)
     timeout: Duration = 30.0
+    connect_timeout: Duration = Field(10.0, gt=0)
     backoff: Backoff = Field(default_factory=Backoff)
     tls: TLSSettings = Field(default_factory=TLSSettings)
 

@@ -53,3 +53,28 @@ def test_server_limits_are_settable() -> None:
         "a.yml",
     )
     assert cfg.listen.max_window_bytes == 1024 * 1024 and cfg.listen.max_connections == 3
+
+
+def test_output_settings_reach_the_client(tmp_path: Path) -> None:
+    from shipper.app import Shipper
+
+    cfg = validate_section(
+        ShipperConfig,
+        {
+            "shipper": {
+                "registry": {"path": str(tmp_path / "registry.json")},
+                "output": {
+                    "hosts": ["[::1]:6000"],
+                    "connect_timeout": "3s",
+                    "timeout": "7s",
+                    "backoff": {"initial": "2s", "max": "9s"},
+                },
+            }
+        },
+        "shipper",
+        "s.yml",
+    )
+    client = Shipper(cfg).client
+    assert client is not None
+    assert client.hosts == [("::1", 6000)] and client.connect_timeout == 3.0 and client.timeout == 7.0
+    assert (tmp_path / "agent.json").is_file()  # agent.id is kept beside the registry
