@@ -55,8 +55,11 @@ def test_server_limits_are_settable() -> None:
     assert cfg.listen.max_window_bytes == 1024 * 1024 and cfg.listen.max_connections == 3
 
 
-def test_output_settings_reach_the_client(tmp_path: Path) -> None:
+def test_output_settings_reach_the_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from shipper import event
     from shipper.app import Shipper
+
+    monkeypatch.setattr(event, "_agent", None)  # the shipper sets the process's agent identity; undo it after
 
     cfg = validate_section(
         ShipperConfig,

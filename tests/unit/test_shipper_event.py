@@ -26,10 +26,9 @@ def test_kubernetes_from_container_symlink_name() -> None:
     assert kubernetes_from_path("/app/logs/log-2026-01-01.log") == ({}, None)
 
 
-AGENT = current_agent("node-1")
-
-
-def test_container_event_shape() -> None:
+def test_container_event_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(event_module, "_agent", None)  # no process identity loaded: derived from the name
+    agent = current_agent("node-1")
     ident = FileIdentity(1, 2, b"x" * 2000, "node-1")
     b = EventBuilder(
         path=PATH,
@@ -71,8 +70,8 @@ def test_container_event_shape() -> None:
             "type": "logship",
             "version": __version__,
             "name": "node-1",
-            "id": AGENT.id,
-            "ephemeral_id": AGENT.ephemeral_id,
+            "id": agent.id,
+            "ephemeral_id": agent.ephemeral_id,
         },
         "ecs": {"version": "8.0.0"},
         "input": {"type": "container"},
