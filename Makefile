@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test lint typecheck pytest opensearch-start opensearch-stop clean bench bench-full bench-peers
+.PHONY: setup test lint typecheck pytest pytest-opensearch3 opensearch-start opensearch-stop clean bench bench-full bench-peers
 
 setup: $(VENV)/.installed
 
@@ -19,11 +19,22 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
+# The OpenSearch 3.x pass: what touches OpenSearch's API (template, _bulk, versions, the CLI's checks)
+# and the whole pipeline end to end, against 3.3.0 in an instance of its own.
+OPENSEARCH3_VERSION ?= 3.3.0
+OPENSEARCH3_TESTS := tests/integration/test_aggregator_opensearch.py tests/integration/test_aggregator_cli.py \
+	tests/integration/test_opensearch_harness.py tests/e2e/test_e2e_pipeline.py
+
 pytest: setup
 	$(BIN)/pytest
+	$(MAKE) pytest-opensearch3
+
+pytest-opensearch3: setup
+	LOGSHIP_TEST_OPENSEARCH_VERSION=$(OPENSEARCH3_VERSION) \
+	LOGSHIP_TEST_OPENSEARCH_PORT=$${LOGSHIP_TEST_OPENSEARCH3_PORT:-9203} $(BIN)/pytest $(OPENSEARCH3_TESTS)
 
 # ruff, mypy (strict on the packages), then unit, integration, end-to-end, fault and deploy tests
-# against a real OpenSearch that the tests start themselves.
+# against a real OpenSearch 2.19 that the tests start themselves, then the OpenSearch 3.3 pass.
 test: lint typecheck pytest
 
 opensearch-start:

@@ -36,7 +36,7 @@ log = logging.getLogger("aggregator")
 
 
 def _patterns(cfg: AggregatorConfig) -> list[str]:
-    router = Router([(r.tag, r.index) for r in cfg.routes], cfg.default_index, cfg.family_index)
+    router = Router([r.spec() for r in cfg.routes], cfg.default_index, cfg.family_index)
     return index_patterns(router.patterns)
 
 
@@ -103,6 +103,8 @@ class Aggregator:
                 idle_timeout=listen.idle_timeout,
                 keepalive_interval=listen.keepalive_interval,
                 max_windows_in_flight=listen.max_windows_in_flight,
+                max_window_bytes=listen.max_window_bytes,
+                max_connections=listen.max_connections,
             ),
             registry=self.metrics.registry,
         )

@@ -75,11 +75,12 @@ _MS_TAILS = frozenset(f".{ms:03d}Z" for ms in range(1000))
 class Encoder:
     """Turns received events into bulk items: route, take the id, strip `@metadata`, serialise once.
 
-    Fast path: an event with exactly one tag, or none, whose `@timestamp` is `YYYY-MM-DDTHH:MM:SS.sssZ` takes
-    its action-line prefix from a cache keyed by (tag, `@timestamp[:19]`). The cache is filled only after
-    the router has routed such an event without repairing its timestamp and the whole timestamp matched
-    the router's strict shape, so a hit gives exactly what the router would (the millisecond tail of that
-    shape never changes the outcome); everything else goes through the router.
+    Fast path: an event with exactly one tag, or none, that the router routes by that tag alone
+    (`Router.tag_decides`), whose `@timestamp` is `YYYY-MM-DDTHH:MM:SS.sssZ` takes its action-line prefix
+    from a cache keyed by (tag, `@timestamp[:19]`). The cache is filled only after the router has routed
+    such an event without repairing its timestamp and the whole timestamp matched the router's strict
+    shape, so a hit gives exactly what the router would (the millisecond tail of that shape never changes
+    the outcome); everything else goes through the router.
     """
 
     def __init__(self, router: Router) -> None:
@@ -109,6 +110,7 @@ class Encoder:
         out: list[BulkItem] = []
         append = out.append
         index_for = self.router.index_for
+        tag_decides = self.router.tag_decides
         prefixes = self._action_prefix
         fast = self._fast
         tails = _MS_TAILS
@@ -119,6 +121,9 @@ class Encoder:
             if type(event) is not dict:  # a JSON scalar or array: keep it, as a message
                 event = {"message": event if isinstance(event, str) else _dumps_any(event)}
             meta = event.pop("@metadata", None)
+            message = event.get("message")
+            if type(message) is str and message[-1:] == "\n" and not _from_logship(event):
+                strip_newline(event, message)
             event_id = family = None
             if type(meta) is dict:
                 event_id = meta.get("_id")
@@ -137,15 +142,15 @@ class Encoder:
             elif type(ts) is str and ts[19:] in tails:
                 if type(tags) is list and len(tags) == 1 and type(tags[0]) is str:
                     tag = tags[0]
-                    cacheable = True
+                    cacheable = tag_decides(tag)
                 elif tags is None:
-                    cacheable = True
+                    cacheable = tag_decides(None)
                 if cacheable:
                     by_second = fast.get(tag)
                     if by_second is not None:
                         entry = by_second.get(ts[:19])
             if entry is None:
-                index = index_for(event, received)
+                index = index_for(event, received, meta)
                 prefix = prefixes.get(index)
                 if prefix is None:
                     prefix = self._prefix(index)
@@ -160,6 +165,35 @@ class Encoder:
             action = entry[0] + dumps(event_id) + b"}}\n"
             append(BulkItem(action + source, len(action), entry[1], ticket))
         return out
+
+
+NEWLINE_FLAG = "trailing_newline_stripped"
+
+
+def _from_logship(event: dict[str, Any]) -> bool:
+    # logship's shipper strips the line's newline itself; a trailing one it sends is content (a
+    # multi-line record ending in an empty line) and stays
+    agent = event.get("agent")
+    return type(agent) is dict and agent.get("type") == "logship"
+
+
+def strip_newline(event: dict[str, Any], message: str) -> None:
+    """Filebeat 9's filestream container parser keeps the line's `\n` (and `\r\n`): drop it, flag it.
+
+    Applied to events of other shippers only (see `_from_logship`); the flag in `log.flags` says the
+    message was changed.
+    """
+    event["message"] = message[:-2] if message[-2:] == "\r\n" else message[:-1]
+    log_field = event.get("log")
+    if log_field is None:
+        log_field = event["log"] = {}
+    if type(log_field) is dict:
+        flags = log_field.get("flags")
+        if type(flags) is list:
+            if NEWLINE_FLAG not in flags:
+                flags.append(NEWLINE_FLAG)
+        else:
+            log_field["flags"] = [NEWLINE_FLAG] if flags is None else [flags, NEWLINE_FLAG]
 
 
 def _dumps_any(value: Any) -> str:

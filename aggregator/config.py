@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from aggregator.routing import FAMILY_INDEX, PatternError, check_family_index, compile_pattern
-from logship.config import ByteSize, Duration, StrictModel, read_secret
+from aggregator.routing import FAMILY_INDEX, PatternError, RouteSpec, check_family_index, compile_pattern
+from logship.config import Backoff, ByteSize, Duration, StrictModel, read_secret
 from logship.tls import TLSSettings
 
 
@@ -22,6 +22,9 @@ class ListenConfig(StrictModel):
     keepalive_interval: Duration = Field(2.0, gt=0)
     # Windows per connection handled at once (acked in order); a pipelining shipper keeps this many busy.
     max_windows_in_flight: int = Field(4, ge=1, le=64)
+    # What clients can make us hold: payload bytes of one window, and connections at once (0 = unlimited).
+    max_window_bytes: ByteSize = Field(128 * 1024 * 1024, ge=0)
+    max_connections: int = Field(4096, ge=0)
 
 
 def _check_pattern(value: str) -> str:
@@ -33,13 +36,36 @@ def _check_pattern(value: str) -> str:
 
 
 class RouteConfig(StrictModel):
-    tag: str = Field(min_length=1)
+    """First match wins: `tag` in the event's tags (if set) and every `match` field equal to one of its globs."""
+
+    tag: str | None = Field(None, min_length=1)
+    match: dict[str, str | list[str]] = Field(default_factory=dict)
     index: str
 
     @field_validator("index")
     @classmethod
     def _index_pattern(cls, value: str) -> str:
         return _check_pattern(value)
+
+    @field_validator("match")
+    @classmethod
+    def _conditions(cls, value: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+        for path, globs in value.items():
+            if not path or path.startswith(".") or path.endswith(".") or ".." in path:
+                raise ValueError(f"{path!r} is not a dotted field path such as input.type or log.file.path")
+            if isinstance(globs, list) and not globs:
+                raise ValueError(f"{path}: give at least one value")
+        return value
+
+    @model_validator(mode="after")
+    def _something_to_match(self) -> RouteConfig:
+        if self.tag is None and not self.match:
+            raise ValueError("a route needs a tag, a match, or both (use default_index for everything else)")
+        return self
+
+    def spec(self) -> RouteSpec:
+        match = tuple((path, (g,) if isinstance(g, str) else tuple(g)) for path, g in self.match.items())
+        return RouteSpec(index=self.index, tag=self.tag, match=match)
 
 
 class AwsSigV4Config(StrictModel):
@@ -91,15 +117,11 @@ class OpenSearchConfig(StrictModel):
         return self
 
 
-class BackoffConfig(StrictModel):
+class BulkBackoff(Backoff):
+    """Retries of `_bulk` start sooner and cap lower than the shipper's reconnects."""
+
     initial: Duration = Field(0.5, gt=0)
     max: Duration = Field(30.0, gt=0)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> BackoffConfig:
-        if self.max < self.initial:
-            raise ValueError("max must be at least initial")
-        return self
 
 
 class BulkConfig(StrictModel):
@@ -108,7 +130,7 @@ class BulkConfig(StrictModel):
     max_delay: Duration = Field(1.0, ge=0)
     concurrency: int = Field(2, ge=1, le=64)
     gzip: bool = False
-    backoff: BackoffConfig = BackoffConfig()
+    backoff: BulkBackoff = BulkBackoff()
 
 
 class TemplateConfig(StrictModel):
@@ -129,10 +151,21 @@ class HttpConfig(StrictModel):
     port: int = Field(9600, ge=0, le=65535)
 
 
+CONTAINERS_INDEX = "logstash-logs-containers-%{+YYYY.MM.dd}"
+APP_INDEX = "logstash-logs-app-%{+YYYY.MM.dd}"
+# A stock Filebeat tags nothing: its container input says input.type container, and a filestream or
+# log input reading the kubelet's files says so by its path.
+KUBELET_LOG_GLOBS = ["*/var/log/containers/*", "*/var/log/pods/*"]  # also under a host mount such as /host
+
+
 def _default_routes() -> list[RouteConfig]:
     return [
-        RouteConfig(tag="containers", index="logstash-logs-containers-%{+YYYY.MM.dd}"),
-        RouteConfig(tag="app", index="logstash-logs-app-%{+YYYY.MM.dd}"),
+        RouteConfig(tag="containers", index=CONTAINERS_INDEX),
+        RouteConfig(tag="app", index=APP_INDEX),
+        RouteConfig(match={"input.type": "container"}, index=CONTAINERS_INDEX),
+        RouteConfig(
+            match={"input.type": ["filestream", "log"], "log.file.path": KUBELET_LOG_GLOBS}, index=CONTAINERS_INDEX
+        ),
     ]
 
 

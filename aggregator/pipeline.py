@@ -30,7 +30,7 @@ class Pipeline:
     def __init__(self, cfg: AggregatorConfig, sink: Sink, metrics: Metrics) -> None:
         self.cfg = cfg
         self.metrics = metrics
-        self.router = Router([(r.tag, r.index) for r in cfg.routes], cfg.default_index, cfg.family_index)
+        self.router = Router([r.spec() for r in cfg.routes], cfg.default_index, cfg.family_index)
         self.encoder = Encoder(self.router)
         self.max_events = cfg.queue_max_events
         self.outstanding = 0  # events admitted and not yet settled

@@ -1,8 +1,13 @@
 """Routing: which index an event goes to (pure logic, no I/O).
 
 Index names use Logstash's sprintf date syntax, `logstash-logs-app-%{+YYYY.MM.dd}`, formatted from the
-UTC time of the event's `@timestamp` (Joda-style tokens, as Logstash has them). The first route whose
-tag is in the event's `tags` wins; an event that matches none goes to the default index, never nowhere.
+UTC time of the event's `@timestamp` (Joda-style tokens, as Logstash has them). Routes are tried in
+order and the first that matches wins; an event that matches none goes to the default index, never
+nowhere. A route matches when its `tag` (if any) is in the event's `tags` and each of its `match`
+conditions holds: the field at a dotted path (`input.type`, `@metadata.beat`, `log.file.path`,
+`kubernetes.namespace`) is a string or number equal to one of the condition's values, which are globs
+(`/var/log/containers/*`). `@metadata` is the Lumberjack event's metadata (Filebeat puts `beat`, `type`
+and `version` there); the encoder takes it off the document but routes with it.
 
 An event whose `@timestamp` is missing or unreadable is routed by the time it was received, gets that
 time as its `@timestamp` (so the index mapping accepts it), keeps the bad value under
@@ -11,6 +16,7 @@ time as its `@timestamp` (so the index mapping accepts it), keeps the bad value 
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +25,7 @@ from typing import Any
 TIMESTAMP_FAILURE_TAG = "_timestampparsefailure"
 
 # `@metadata.index_family` (set by the shipper from a pod's `logship.io/index` annotation) routes an event
-# to its own daily index, ahead of the tag routes (aggregator.family_index; the template covers it)
+# to its own daily index, ahead of the routes (aggregator.family_index; the template covers it)
 FAMILY_INDEX = "logstash-logs-{family}-%{+YYYY.MM.dd}"
 _FAMILY = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
 
@@ -195,42 +201,89 @@ def check_family_index(value: str) -> str:
     return value
 
 
+def field_value(event: dict[str, Any], path: str) -> Any:
+    """The value at a dotted path (`log.file.path`), or a literal dotted key; None when absent."""
+    if path in event:
+        return event[path]
+    node: Any = event
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """One route as configured: an optional tag, field conditions (path -> globs), the index."""
+
+    index: str
+    tag: str | None = None
+    match: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
 @dataclass(frozen=True)
 class Route:
-    tag: str
+    tag: str | None
     pattern: IndexPattern
+    conditions: tuple[tuple[str, Any], ...] = ()  # (dotted path, compiled regex of its globs)
+
+    def matches(self, event: dict[str, Any], tags: Any, meta: Any) -> bool:
+        if self.tag is not None:
+            if isinstance(tags, str):
+                if tags != self.tag:
+                    return False
+            elif not isinstance(tags, list | tuple) or self.tag not in tags:
+                return False
+        for path, regex in self.conditions:
+            if path.startswith("@metadata."):
+                value = field_value(meta, path[10:]) if isinstance(meta, dict) else None
+            else:
+                value = field_value(event, path)
+            if isinstance(value, bool) or not isinstance(value, str | int | float):
+                return False
+            if not regex.fullmatch(str(value)):
+                return False
+        return True
+
+
+def _compile_route(spec: RouteSpec | tuple[str, str]) -> Route:
+    if isinstance(spec, tuple):  # (tag, index): the tag-only form
+        return Route(spec[0], compile_pattern(spec[1]))
+    conditions = tuple(
+        (path, re.compile("|".join(fnmatch.translate(g) for g in globs), re.DOTALL)) for path, globs in spec.match
+    )
+    return Route(spec.tag, compile_pattern(spec.index), conditions)
 
 
 class Router:
     """Chooses each event's index; caches the rendered name per (pattern, time bucket)."""
 
-    def __init__(self, routes: list[tuple[str, str]], default_index: str, family_index: str = FAMILY_INDEX) -> None:
-        self.routes = [Route(tag, compile_pattern(index)) for tag, index in routes]
+    def __init__(
+        self, routes: list[RouteSpec] | list[tuple[str, str]], default_index: str, family_index: str = FAMILY_INDEX
+    ) -> None:
+        self.routes = [_compile_route(r) for r in routes]
         self.default = compile_pattern(default_index)
         self.family_index = family_index
-        self._by_tag: dict[str, tuple[int, IndexPattern]] = {}
-        for i, r in enumerate(self.routes):  # first match wins: keep the earliest route of a tag
-            self._by_tag.setdefault(r.tag, (i, r.pattern))
-        self._cache: dict[tuple[int, str], str] = {}
         self._families: dict[str, IndexPattern] = {}
+        # Tag-only routes before the first route with field conditions: for an event with one tag, the
+        # first of these with that tag is the answer without looking at any field (the fast path).
+        self._by_tag: dict[str, tuple[int, IndexPattern]] = {}
+        for i, r in enumerate(self.routes):
+            if r.conditions or r.tag is None:
+                break
+            self._by_tag.setdefault(r.tag, (i, r.pattern))
+        self._tags_only = all(not r.conditions and r.tag is not None for r in self.routes)
+        self._cache: dict[tuple[int, str], str] = {}
+
+    def tag_decides(self, tag: str | None) -> bool:
+        """True if an event whose only tag is `tag` (None: no tags) is routed without looking at fields."""
+        return self._tags_only or (tag is not None and tag in self._by_tag)
 
     @property
     def patterns(self) -> list[IndexPattern]:
         families = family_prefix_pattern(self.family_index)
         return [r.pattern for r in self.routes] + [self.default] + ([families] if families else [])
-
-    def pattern_for(self, tags: Any) -> IndexPattern:
-        """The first route (in config order) whose tag is among `tags`; else the default."""
-        if isinstance(tags, str):
-            tags = (tags,)
-        elif not isinstance(tags, list | tuple):
-            return self.default
-        best: tuple[int, IndexPattern] | None = None
-        for tag in tags:
-            hit = self._by_tag.get(tag) if isinstance(tag, str) else None
-            if hit is not None and (best is None or hit[0] < best[0]):
-                best = hit
-        return self.default if best is None else best[1]
 
     def family_pattern(self, family: Any) -> IndexPattern | None:
         """The pattern of an index family named in `@metadata.index_family`; None if the name is unusable."""
@@ -246,14 +299,30 @@ class Router:
     def index_for_family(self, pattern: IndexPattern, event: dict[str, Any], received: datetime) -> str:
         return self._index_slow(event, pattern, received)
 
-    def index_for(self, event: dict[str, Any], received: datetime) -> str:
-        """The index of `event`; repairs a missing or bad `@timestamp` in place (see module doc)."""
+    def pattern_for(self, tags: Any, event: dict[str, Any] | None = None, meta: Any = None) -> IndexPattern:
+        """The first route (in config order) that matches; else the default."""
+        if self._tags_only and not isinstance(tags, str | list | tuple):
+            return self.default
+        ev = event if event is not None else {}
+        for r in self.routes:
+            if r.matches(ev, tags, meta):
+                return r.pattern
+        return self.default
+
+    def index_for(self, event: dict[str, Any], received: datetime, meta: Any = None) -> str:
+        """The index of `event` (`meta`: its `@metadata`, if taken off); repairs a bad `@timestamp` in place."""
         tags = event.get("tags")
+        if meta is None:
+            meta = event.get("@metadata")
+        hit = None
         if type(tags) is list and len(tags) == 1 and type(tags[0]) is str:  # the usual shape: fast path
             hit = self._by_tag.get(tags[0])
-            pattern = self.default if hit is None else hit[1]
+        if hit is not None:
+            pattern = hit[1]
+        elif self._tags_only and type(tags) is list and len(tags) == 1:
+            pattern = self.default
         else:
-            pattern = self.pattern_for(tags)
+            pattern = self.pattern_for(tags, event, meta)
         ts = event.get("@timestamp")
         if type(ts) is str and pattern.granularity and ts[-1:] == "Z" and _FAST_Z.fullmatch(ts):
             cached = self._cache.get((id(pattern), ts[: pattern.granularity]))

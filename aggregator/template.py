@@ -71,11 +71,20 @@ def template_body(patterns: list[str], shards: int, replicas: int) -> dict[str, 
                     "host": {"properties": {"name": _keyword()}},
                     "log": {
                         "properties": {
-                            "file": {"properties": {"path": _keyword()}},
+                            "file": {
+                                "properties": {
+                                    "path": _keyword(),
+                                    "device_id": _keyword(),
+                                    "inode": _keyword(),
+                                    "fingerprint": _keyword(),
+                                }
+                            },
                             "offset": {"type": "long"},
                             "flags": _keyword(),
                         }
                     },
+                    "ecs": {"properties": {"version": _keyword()}},
+                    "input": {"properties": {"type": _keyword()}},
                     "kubernetes": {
                         "properties": {
                             "pod": {"properties": {"name": _keyword()}},
@@ -85,7 +94,15 @@ def template_body(patterns: list[str], shards: int, replicas: int) -> dict[str, 
                         }
                     },
                     "container": {"properties": {"id": _keyword(), "runtime": _keyword()}},
-                    "agent": {"properties": {"type": _keyword(), "version": _keyword()}},
+                    "agent": {
+                        "properties": {
+                            "type": _keyword(),
+                            "version": _keyword(),
+                            "name": _keyword(),
+                            "id": _keyword(),
+                            "ephemeral_id": _keyword(),
+                        }
+                    },
                 },
             },
         },

@@ -1,6 +1,6 @@
 """Config loading shared by shipper and aggregator.
 
-A config file is YAML with `${VAR}` / `${VAR:default}` substitution, holding a `shipper:` and/or an
+A config file is YAML with `${VAR}` / `${VAR:default}` substitution in each value, holding a `shipper:` and/or an
 `aggregator:` section. Each side validates its own section with a pydantic model; every error names
 the file and the dotted key, so an operator can fix it without reading code.
 """
@@ -14,30 +14,26 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from logship.lumberjack.client import parse_host
 
 SECTIONS = ("shipper", "aggregator")
 
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}")
+# `$${` is an escape for a literal `${`; otherwise `${NAME}` or `${NAME:default}` (default up to the first `}`).
+_ENV_REF = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}")
+_WHOLE_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::[^}]*)?\}")
 
 
 class ConfigError(Exception):
     """A config file that cannot be used; the message says where and what to do."""
 
 
-def substitute_env(text: str, env: Mapping[str, str] | None = None, source: str = "<config>") -> str:
-    """Replace `${VAR}` and `${VAR:default}`; a reference to an unset variable without default is an error.
-
-    `$${VAR}` escapes a literal `${VAR}`.
-    """
-    environ = os.environ if env is None else env
-    missing: list[str] = []
-
+def _substitute(text: str, environ: Mapping[str, str], missing: list[str]) -> str:
     def replace(match: re.Match[str]) -> str:
-        start = match.start()
-        if start > 0 and text[start - 1] == "$":
-            return match.group(0)
         name, default = match.group(1), match.group(2)
+        if name is None:  # the `$${` escape
+            return "${"
         if name in environ:
             return environ[name]
         if default is not None:
@@ -45,7 +41,18 @@ def substitute_env(text: str, env: Mapping[str, str] | None = None, source: str 
         missing.append(name)
         return ""
 
-    result = _ENV_REF.sub(replace, text).replace("$${", "${")
+    # one pass: a substituted value is never scanned again, so `${` inside a value stays as it is
+    return _ENV_REF.sub(replace, text)
+
+
+def substitute_env(text: str, env: Mapping[str, str] | None = None, source: str = "<config>") -> str:
+    """Replace `${VAR}` and `${VAR:default}` in one string; an unset variable without default is an error.
+
+    `$${VAR}` escapes a literal `${VAR}`.
+    """
+    environ = os.environ if env is None else env
+    missing: list[str] = []
+    result = _substitute(text, environ, missing)
     if missing:
         names = ", ".join(sorted(set(missing)))
         raise ConfigError(
@@ -54,33 +61,78 @@ def substitute_env(text: str, env: Mapping[str, str] | None = None, source: str 
     return result
 
 
+def substitute_tree(data: Any, env: Mapping[str, str] | None = None, source: str = "<config>") -> Any:
+    """Substitute env references in every string scalar of parsed YAML; keys and structure are kept.
+
+    Substitution happens after parsing, so a value can never change the YAML's structure: a password
+    with `#`, `: ` or quotes stays exactly that string, and a reference inside a comment is ignored.
+    A scalar that is only a reference and comes out empty (`name: ${NODE_NAME:}` with NODE_NAME unset)
+    becomes null, as an empty YAML value would be, so the setting takes its default.
+    """
+    environ = os.environ if env is None else env
+    missing: list[tuple[str, str]] = []
+
+    def walk(node: Any, key: str) -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v, f"{key}.{k}" if key else str(k)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, f"{key}[{i}]") for i, v in enumerate(node)]
+        if isinstance(node, str) and "${" in node:
+            names: list[str] = []
+            value = _substitute(node, environ, names)
+            missing.extend((key, n) for n in names)
+            if value == "" and _WHOLE_REF.fullmatch(node):
+                return None
+            return value
+        return node
+
+    result = walk(data, "")
+    if missing:
+        detail = "; ".join(f"{key}: ${{{name}}}" for key, name in missing)
+        names = ", ".join(sorted({n for _, n in missing}))
+        raise ConfigError(
+            f"{source}: environment variable(s) {names} not set ({detail}); "
+            "set them or give a default as ${VAR:default}"
+        )
+    return result
+
+
 def load_file(path: str | Path, env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Read a YAML config file, substitute env references, and return the top-level mapping."""
+    """Read a YAML config file, substitute env references per value, and return the top-level mapping."""
     p = Path(path)
     try:
-        raw = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{p}: config file not found; pass an existing file with -c") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{p}: is a directory; pass a config file with -c") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start}); save the config file as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read config file: {exc.strerror}") from None
-    text = substitute_env(raw, env, source=str(p))
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{p}: invalid YAML{where}: {problem}") from None
+        hint = ""
+        line = text.splitlines()[mark.line] if mark is not None and mark.line < len(text.splitlines()) else ""
+        if "${" in line:  # `{a: ${X}}`: in a flow mapping `{` is syntax, so the reference needs quotes
+            hint = '; inside { } or [ ] put a ${VAR} reference in quotes, e.g. {port: "${PORT:5044}"}'
+        raise ConfigError(f"{p}: invalid YAML{where}: {problem}{hint}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: the top level must be a mapping with a 'shipper' or 'aggregator' section")
-    unknown = sorted(k for k in data if k not in SECTIONS)
+    unknown = sorted(str(k) for k in data if k not in SECTIONS)
     if unknown:
         raise ConfigError(
             f"{p}: unknown top-level key(s) {', '.join(map(repr, unknown))}; expected 'shipper' and/or 'aggregator'"
         )
-    return data
+    result = substitute_tree(data, env, source=str(p))
+    assert isinstance(result, dict)
+    return result
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -188,3 +240,30 @@ def read_secret(value: str | None, file: str | None, key: str) -> str | None:
         except OSError as exc:
             raise ConfigError(f"{key}: cannot read secret file {file}: {exc.strerror}") from None
     return value or None
+
+
+def _host_port(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("expected host:port, for example logship-aggregator:5044 or [fd00::1]:5044")
+    try:
+        parse_host(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (for example logship-aggregator:5044 or [fd00::1]:5044)") from None
+    return value.strip()
+
+
+HostPort = Annotated[str, BeforeValidator(_host_port)]
+"""`host`, `host:port` or `[ipv6]:port`, checked by the parser the Lumberjack client connects with."""
+
+
+class Backoff(StrictModel):
+    """Capped exponential backoff with jitter (logship.backoff): the first delay and the cap."""
+
+    initial: Duration = Field(1.0, gt=0)
+    max: Duration = Field(60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Backoff:
+        if self.max < self.initial:
+            raise ValueError(f"max ({self.max:g}s) must be at least initial ({self.initial:g}s)")
+        return self

@@ -23,8 +23,25 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(doc).decode()
 
 
+# Client libraries log every failed request with a traceback; below debug one line says enough.
+_QUIET_TRACEBACKS = ("opensearch", "urllib3", "aiohttp", "botocore")
+
+
+class _NoTraceback(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.name.split(".", 1)[0] in _QUIET_TRACEBACKS:
+            exc = record.exc_info[1]
+            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {exc}" if exc else record.getMessage()
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def configure(level: str = "info", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
+    if level != "debug":
+        handler.addFilter(_NoTraceback())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -66,11 +66,15 @@ class OpsServer:
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError):
             writer.close()
             return
-        reason = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}[status]
+        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}.get(
+            status, "Service Unavailable"
+        )
+        allow = "Allow: GET, HEAD\r\n" if status == 405 else ""
+        # HEAD: the same status and headers as GET (Content-Length included), and no body
         writer.write(
             f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
-            "Connection: close\r\n\r\n".encode()
-            + body
+            f"{allow}Connection: close\r\n\r\n".encode()
+            + (b"" if head.startswith(b"HEAD ") else body)
         )
         with contextlib.suppress(ConnectionError):
             await writer.drain()
@@ -78,11 +82,11 @@ class OpsServer:
 
     async def _answer(self, head: bytes) -> tuple[int, str, bytes]:
         parts = head.split(b"\r\n", 1)[0].split(b" ")
-        if len(parts) != 3:
-            return 405, "text/plain", b"bad request\n"
+        if len(parts) != 3 or not parts[2].startswith(b"HTTP/1.") or not parts[1].startswith(b"/"):
+            return 400, "text/plain", b"bad request: expected GET <path> HTTP/1.1\n"
         method, target = parts[0], parts[1].decode("latin-1").split("?", 1)[0]
         if method not in (b"GET", b"HEAD"):
-            return 405, "text/plain", b"only GET\n"
+            return 405, "text/plain", b"only GET and HEAD\n"
         if target == "/metrics":
             return 200, CONTENT_TYPE_LATEST, generate_latest(self._registry)
         check = self._checks.get(target)

@@ -15,7 +15,9 @@
 # so as root the node runs as the system user `logship-os`, created on first use.
 set -euo pipefail
 
+# Supported and tested: 2.19 (the default) and 3.3; OPENSEARCH_VERSION=3.3.0 runs the 3.x line (Java 21+).
 OPENSEARCH_VERSION="${OPENSEARCH_VERSION:-2.19.6}"   # newest 2.19 patch on Maven Central
+OPENSEARCH_MAJOR="${OPENSEARCH_VERSION%%.*}"
 MAVEN_BASE="${MAVEN_BASE:-https://repo1.maven.org/maven2}"
 RUN_USER="${LOGSHIP_OS_USER:-logship-os}"
 if [[ $(id -u) -eq 0 ]]; then
@@ -48,18 +50,34 @@ done
 [[ "$NAME" =~ ^[A-Za-z0-9_.-]+$ ]] || die "--name may only hold letters, digits, '.', '_' and '-'"
 
 DIST="$CACHE/opensearch-$OPENSEARCH_VERSION"
-INST="$CACHE/instances/$NAME"
+INST="${LOGSHIP_OS_INSTANCES:-$CACHE/instances}/$NAME"   # LOGSHIP_OS_INSTANCES: keep a test's nodes apart
 PIDFILE="$INST/opensearch.pid"
 PORTFILE="$INST/port"
 
 java_home() {
   if [[ -n "${OPENSEARCH_JAVA_HOME:-}" ]]; then echo "$OPENSEARCH_JAVA_HOME"; return; fi
-  for d in /usr/lib/jvm/java-17-openjdk-amd64 /usr/lib/jvm/java-17-openjdk-* /usr/lib/jvm/temurin-17*; do
+  local candidates=(/usr/lib/jvm/java-17-openjdk-amd64 /usr/lib/jvm/java-17-openjdk-* /usr/lib/jvm/temurin-17*)
+  local need=17
+  if (( OPENSEARCH_MAJOR >= 3 )); then   # OpenSearch 3.x runs on Java 21 or newer
+    need=21
+    candidates=(/usr/lib/jvm/temurin-2[1-9]* /usr/lib/jvm/java-2[1-9]-openjdk-* /usr/lib/jvm/jdk-2[1-9]*)
+  fi
+  local d
+  for d in "${candidates[@]}"; do
     [[ -x "$d/bin/java" ]] && { echo "$d"; return; }
   done
-  [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]] && { echo "$JAVA_HOME"; return; }
-  local j; j=$(command -v java) || die "no Java found: install a JDK 17 (apt-get install openjdk-17-jre-headless)"
+  if [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]] && java_major "$JAVA_HOME/bin/java" "$need"; then
+    echo "$JAVA_HOME"; return
+  fi
+  local j; j=$(command -v java) || die "no Java found: OpenSearch $OPENSEARCH_VERSION needs a JDK $need or newer"
+  java_major "$j" "$need" || die "OpenSearch $OPENSEARCH_VERSION needs Java $need or newer; set OPENSEARCH_JAVA_HOME"
   dirname "$(dirname "$(readlink -f "$j")")"
+}
+
+# java_major JAVA N: does JAVA run version N or newer?
+java_major() {
+  local v; v=$("$1" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')
+  [[ -n "$v" ]] && (( ${v%%.*} >= $2 ))
 }
 
 fetch() {
@@ -73,7 +91,12 @@ fetch() {
     mv "$zip.part" "$zip"
   fi
   local want got
-  want=$(curl -fsSL --retry 3 "$url.sha1" | tr -d ' \n\r' | cut -c1-40) || die "cannot fetch $url.sha1 to verify the download"
+  # Maven Central publishes no .sha1 for some releases (3.3.0); those are pinned here instead.
+  case "$OPENSEARCH_VERSION" in
+    3.3.0) want=53a0dc940f81c567dd9fa2df197203607cf11ec3 ;;
+    *) want=$(curl -fsSL --retry 3 "$url.sha1" | tr -d ' \n\r' | cut -c1-40) \
+         || die "cannot fetch $url.sha1 to verify the download" ;;
+  esac
   got=$(sha1sum "$zip" | cut -c1-40)
   if [[ "$want" != "$got" ]]; then
     rm -f "$zip"

@@ -51,7 +51,7 @@ build_helm() {
     exec 9>"$dir/.lock"
     flock 9
     if ! helm_ok "$bin"; then
-        command -v go >/dev/null || { echo "tools.sh: 'go' not found; install Go >= 1.24 to build helm" >&2; exit 1; }
+        command -v go >/dev/null || { echo "tools.sh: 'go' not found; install Go >= 1.26 (helm v3.22 needs it) to build helm" >&2; exit 1; }
         echo "tools.sh: building helm ${HELM_VERSION} with go install (once; cached in $dir)..." >&2
         local start=$SECONDS
         GOBIN="$dir" GOFLAGS="${GOFLAGS:--trimpath}" CGO_ENABLED=0 \

@@ -22,6 +22,7 @@ import resource
 import signal
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import uvloop
 
@@ -29,6 +30,7 @@ from logship.lumberjack.client import LumberjackClient, parse_host
 from logship.ops import OpsServer
 from logship.tls import client_context
 from shipper.config import ShipperConfig
+from shipper.event import load_agent
 from shipper.harvester import Batch, Harvester
 from shipper.heap import trim
 from shipper.kubernetes.provider import MetadataProvider
@@ -50,6 +52,7 @@ class Shipper:
         self.cfg = cfg
         self.metrics = ShipperMetrics()
         self.registry_file = RegistryFile(cfg.registry.path)
+        self.agent = load_agent(Path(cfg.registry.path).parent, cfg.host_name)  # agent.id, kept beside the registry
         try:
             self.checkpoints = self.registry_file.load()
         except CorruptRegistry as exc:
@@ -68,6 +71,7 @@ class Shipper:
                 server_hostname=tls.server_name,
                 compression_level=cfg.output.compression_level,
                 timeout=cfg.output.timeout,
+                connect_timeout=cfg.output.connect_timeout,
                 backoff_initial=cfg.output.backoff.initial,
                 backoff_max=cfg.output.backoff.max,
                 loadbalance=cfg.output.loadbalance,

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
-from logship.config import ByteSize, Duration, StrictModel
+from logship.config import Backoff, ByteSize, Duration, HostPort, StrictModel
 from logship.tls import TLSSettings
 from shipper.kubernetes.config import KubernetesConfig
 
@@ -88,30 +88,17 @@ class RegistryConfig(StrictModel):
     clean_after: Duration = 86400.0
 
 
-class BackoffConfig(StrictModel):
-    initial: Duration = 1.0
-    max: Duration = 60.0
-
-
 class OutputConfig(StrictModel):
-    hosts: list[str] = Field(default_factory=lambda: ["logship-aggregator:5044"], min_length=1)
+    hosts: list[HostPort] = Field(default_factory=lambda: ["logship-aggregator:5044"], min_length=1)
     loadbalance: bool = False
     window_size: int = Field(2048, ge=1)
     max_pending_windows: int = Field(2, ge=1)
     queue_windows: int = Field(2, ge=1)  # sealed windows waiting for the sender; readers pause beyond it
     compression_level: int = Field(3, ge=0, le=9)
     timeout: Duration = 30.0
-    backoff: BackoffConfig = Field(default_factory=BackoffConfig)
+    connect_timeout: Duration = Field(10.0, gt=0)
+    backoff: Backoff = Field(default_factory=Backoff)
     tls: TLSSettings = Field(default_factory=TLSSettings)
-
-    @field_validator("hosts")
-    @classmethod
-    def _hosts(cls, v: list[str]) -> list[str]:
-        for h in v:
-            host, sep, port = h.rpartition(":")
-            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ValueError(f"{h!r} is not host:port (for example logship-aggregator:5044)")
-        return v
 
 
 class HttpConfig(StrictModel):

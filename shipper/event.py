@@ -7,11 +7,16 @@ offset, flags and id are encoded. This is the shipper's hot path.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import logging
 import os
 import re
+import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,7 +24,79 @@ import orjson
 
 from logship import __version__
 from shipper.formats import Record, parse_timestamp
-from shipper.identity import FileIdentity
+from shipper.identity import FINGERPRINT_BYTES, FileIdentity
+
+log = logging.getLogger(__name__)
+
+# The ECS version Filebeat 8.x and 9.x stamp on their documents; the fields below follow it.
+ECS_VERSION = "8.0.0"
+# `input.type` as Filebeat names the input that reads such files, so `input.type:container` still matches.
+INPUT_TYPES = {"containers": "container", "app": "filestream"}
+AGENT_FILE = "agent.json"
+
+
+@dataclass(frozen=True)
+class Agent:
+    """`agent.name`, `agent.id` (kept per node in the registry directory) and `agent.ephemeral_id` (per run)."""
+
+    name: str
+    id: str
+    ephemeral_id: str
+
+
+_EPHEMERAL_ID = str(uuid.uuid4())
+_agent: Agent | None = None
+
+
+def load_agent(registry_dir: str | Path, name: str) -> Agent:
+    """The node's agent identity: the id in `<registry dir>/agent.json`, created on first start.
+
+    Like Filebeat's `meta.json` in its data path, the id survives restarts and upgrades as long as the
+    registry does. If the directory cannot be written, the id is derived from the node name (still
+    stable per node) and a warning says so. Also makes it the identity of every event built later.
+    """
+    global _agent
+    path = Path(registry_dir) / AGENT_FILE
+    agent_id: str | None = None
+    try:
+        data = orjson.loads(path.read_bytes())
+        agent_id = str(uuid.UUID(str(data["id"])))
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("%s is unreadable (%s); writing a new agent id", path, exc)
+    if agent_id is None:
+        agent_id = str(uuid.uuid4())
+        tmp = path.with_name(AGENT_FILE + ".tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                f.write(orjson.dumps({"id": agent_id, "created": utc_now_ms()}))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            agent_id = str(uuid.uuid5(uuid.NAMESPACE_DNS, name))
+            log.warning("cannot write %s (%s); agent.id is derived from the node name instead", path, exc)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+    _agent = Agent(name=name, id=agent_id, ephemeral_id=_EPHEMERAL_ID)
+    return _agent
+
+
+def current_agent(name: str) -> Agent:
+    """The identity set by `load_agent`, or (before it, e.g. in tools) one derived from the name."""
+    if _agent is not None:
+        return _agent
+    return Agent(name=name, id=str(uuid.uuid5(uuid.NAMESPACE_DNS, name)), ephemeral_id=_EPHEMERAL_ID)
+
+
+def file_fingerprint(head: bytes) -> str | None:
+    """Filebeat filestream's `log.file.fingerprint`: SHA-256 of the first 1024 bytes, once the file has them."""
+    if len(head) < FINGERPRINT_BYTES:
+        return None
+    return hashlib.sha256(head[:FINGERPRINT_BYTES]).hexdigest()
+
 
 # /var/log/containers/<pod>_<namespace>_<container>-<container id>.log
 _CONTAINERS_NAME = re.compile(r"^(?P<pod>[^_]+)_(?P<ns>[^_]+)_(?P<container>.+)-(?P<id>[0-9a-f]{64})\.log$")
@@ -98,9 +175,12 @@ class EventBuilder:
                 self._kube, self._container_id = kubernetes_from_path(path)
             node = host_name
         self._node = node
-        self._log_prefix = b',"log":{"file":{"path":' + orjson.dumps(path) + b'},"offset":'
         self._extra: dict[str, Any] = {}  # from a metadata provider (shipper/kubernetes), merged last
         self._meta_extra = b""
+        self._input_type = INPUT_TYPES.get(input_type, input_type)
+        self._agent = current_agent(host_name)
+        self._head_seen: bytes | None = None
+        self._file_identity()
         self.set_runtime(None)
 
     def set_extra(self, fields: Mapping[str, Any], metadata: Mapping[str, Any]) -> None:
@@ -108,6 +188,20 @@ class EventBuilder:
         self._extra = dict(fields)
         self._meta_extra = b"," + orjson.dumps(dict(metadata))[1:-1] if metadata else b""
         self.set_runtime(self._runtime)
+
+    def _file_identity(self) -> None:
+        """`log.file.*`: path, device and inode (as strings, like Filebeat) and, once known, the fingerprint."""
+        head = self.identity.head
+        self._head_seen = head
+        file: dict[str, str] = {
+            "path": self._path,
+            "device_id": str(self.identity.dev),
+            "inode": str(self.identity.ino),
+        }
+        fp = file_fingerprint(head)
+        if fp is not None:
+            file["fingerprint"] = fp
+        self._log_prefix = b',"log":{"file":' + orjson.dumps(file) + b',"offset":'
 
     def set_runtime(self, runtime: str | None) -> None:
         self._runtime = runtime
@@ -130,7 +224,16 @@ class EventBuilder:
         if container:
             static["container"] = container
         static["host"] = {"name": self._host_name}
-        static["agent"] = {"type": "logship", "version": __version__}
+        agent = self._agent
+        static["agent"] = {
+            "type": "logship",
+            "version": __version__,
+            "name": agent.name,
+            "id": agent.id,
+            "ephemeral_id": agent.ephemeral_id,
+        }
+        static["ecs"] = {"version": ECS_VERSION}
+        static["input"] = {"type": self._input_type}
         if self._fields:
             static["fields"] = self._fields
         if self._extra:
@@ -145,6 +248,8 @@ class EventBuilder:
         self, records: list[Record], read_time: str, timestamps: list[str | None] | None = None
     ) -> list[bytes]:
         """Events for `records`; `timestamps[i]` (taken from the line) wins over the record's own."""
+        if self.identity.head is not self._head_seen:  # the head grew (fingerprint known now) or was reset
+            self._file_identity()
         dumps = orjson.dumps
         event_id = self.identity.event_id
         log_prefix = self._log_prefix

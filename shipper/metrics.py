@@ -2,26 +2,42 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+TOP_FILES_BEHIND = 10
+
 
 class _BehindCollector(Collector):
-    """Bytes not yet read per open file, computed at scrape time (an fstat per file)."""
+    """Bytes not yet read, computed at scrape time (an fstat per file).
+
+    Per-file series are limited to the TOP_FILES_BEHIND files furthest behind, so a node with
+    thousands of short-lived pod logs does not produce thousands of series; the totals cover every file.
+    """
 
     def __init__(self, files: Callable[[], Iterable[tuple[str, int]]]) -> None:
         self._files = files
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        g = GaugeMetricFamily(
-            "logship_shipper_file_bytes_behind", "Bytes written to a file but not read yet", labels=["path"]
+        files = list(self._files())
+        total = GaugeMetricFamily("logship_shipper_bytes_behind", "Bytes written to open files but not read yet")
+        total.add_metric([], sum(b for _, b in files))
+        yield total
+        count = GaugeMetricFamily("logship_shipper_files_behind", "Open files with bytes not read yet")
+        count.add_metric([], sum(1 for _, b in files if b > 0))
+        yield count
+        top = GaugeMetricFamily(
+            "logship_shipper_file_bytes_behind",
+            f"Bytes not read yet, for the {TOP_FILES_BEHIND} files furthest behind",
+            labels=["path"],
         )
-        for path, behind in self._files():
-            g.add_metric([path], behind)
-        yield g
+        for path, behind in heapq.nlargest(TOP_FILES_BEHIND, files, key=lambda f: f[1]):
+            top.add_metric([path], behind)
+        yield top
 
 
 # why bytes could not be read (docs/guarantees.md explains each)

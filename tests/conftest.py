@@ -2,7 +2,8 @@
 
 `opensearch_url` is a real OpenSearch node: the one named by OPENSEARCH_URL, or an instance named
 `pytest` started by scripts/opensearch.sh for this session (reused if one already runs, stopped at the
-end only if this session started it). `index_prefix` keeps tests out of each other's data.
+end only if this session started it). LOGSHIP_TEST_OPENSEARCH_VERSION=3.3.0 runs the session against
+that version (default: the script's, 2.19). `index_prefix` keeps tests out of each other's data.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ def opensearch_url() -> Iterator[str]:
         return
     name = os.environ.get("LOGSHIP_TEST_OPENSEARCH_NAME", "pytest")
     port = os.environ.get("LOGSHIP_TEST_OPENSEARCH_PORT", "9201")
+    version = os.environ.get("LOGSHIP_TEST_OPENSEARCH_VERSION")
+    if version:  # e.g. 3.3.0: a second pass against the 3.x line, in an instance of its own
+        os.environ["OPENSEARCH_VERSION"] = version
+        name = f"{name}-{version}"
     already_running = _script("status", "--name", name, check=False).returncode == 0
     if not already_running:
         _checked(("start", "--name", name, "--port", port))

@@ -24,7 +24,7 @@ from types import FrameType
 from typing import Any
 
 from logship.demo import search
-from logship.demo.node import DemoNode
+from logship.demo.node import SCRIPT, DemoNode
 from logship.demo.pipeline import LOCAL_CONFIGS, Service, ServiceError, free_port, local_env
 from logship.demo.summary import Progress, print_summary
 from logship.loggen import GenConfig, Generator
@@ -255,4 +255,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run(build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)
+    missing = [p for p in (LOCAL_CONFIGS / "aggregator.yml", LOCAL_CONFIGS / "shipper.yml", SCRIPT) if not p.is_file()]
+    if missing:
+        # The demo drives deploy/local/*.yml and scripts/opensearch.sh, which a wheel does not contain.
+        print(
+            f"logship demo: needs a source checkout ({missing[0]} not found); "
+            "run `make demo` in a clone of the repository",
+            file=sys.stderr,
+        )
+        return 2
+    return run(args)

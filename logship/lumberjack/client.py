@@ -33,21 +33,25 @@ class ClientClosed(Exception):
 
 
 def parse_host(host: str) -> tuple[str, int]:
-    """`"host"`, `"host:5044"`, `"[::1]:5044"` -> (host, port)."""
+    """`"host"`, `"host:5044"`, `"[::1]:5044"` -> (host, port); the one parser for config and client."""
     text = host.strip()
     if text.startswith("["):
-        addr, _, rest = text[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else ""
+        addr, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(f"invalid host {host!r}; expected [ipv6] or [ipv6]:port")
+        sep, port = rest[:1], rest[1:]
     elif text.count(":") == 1:
-        addr, _, port = text.partition(":")
+        addr, sep, port = text.partition(":")
+    elif ":" in text:  # `fe80::1:6000` could be an address or an address and a port: refuse to guess
+        raise ValueError(f"IPv6 address in {host!r} must be in brackets, for example [fe80::1]:5044")
     else:
-        addr, port = text, ""
+        addr, sep, port = text, "", ""
     if not addr:
         raise ValueError(f"invalid host {host!r}; expected host or host:port")
-    if not port:
+    if not sep:
         return addr, DEFAULT_PORT
     if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"invalid port in host {host!r}")
+        raise ValueError(f"invalid port in host {host!r}; expected 1-65535")
     return addr, int(port)
 
 
@@ -84,6 +88,7 @@ class LumberjackClient:
         self.compression_level = compression_level
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        Backoff(backoff_initial, backoff_max)  # bad values fail here, not later in a silent worker
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
         self.loadbalance = loadbalance

@@ -58,6 +58,8 @@ def test_local_configs_take_paths_and_ports_from_the_environment(tmp_path: Path)
     assert [r.index for r in agg.routes] == [
         "t-x-logstash-logs-containers-%{+YYYY.MM.dd}",
         "t-x-logstash-logs-app-%{+YYYY.MM.dd}",
+        "t-x-logstash-logs-containers-%{+YYYY.MM.dd}",  # a stock Filebeat's container events
+        "t-x-logstash-logs-containers-%{+YYYY.MM.dd}",
     ]
     assert agg.template.name == "t-x-logstash-logs"
     assert agg.dead_letter.path == f"{tmp_path}/data/dead-letter.ndjson"

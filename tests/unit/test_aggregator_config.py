@@ -27,6 +27,10 @@ aggregator:
   routes:
     - {tag: containers, index: "logstash-logs-containers-%{+YYYY.MM.dd}"}
     - {tag: app, index: "logstash-logs-app-%{+YYYY.MM.dd}"}
+    - match: {input.type: container}
+      index: "logstash-logs-containers-%{+YYYY.MM.dd}"
+    - match: {input.type: [filestream, log], log.file.path: ["*/var/log/containers/*", "*/var/log/pods/*"]}
+      index: "logstash-logs-containers-%{+YYYY.MM.dd}"
   default_index: "logstash-logs-unrouted-%{+YYYY.MM.dd}"
   opensearch:
     hosts: ["https://opensearch.example:9200"]

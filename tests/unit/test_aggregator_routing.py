@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregator.routing import TIMESTAMP_FAILURE_TAG, PatternError, Router, compile_pattern, iso_utc, utc_key
+from aggregator.bulk import Encoder
+from aggregator.config import AggregatorConfig
+from aggregator.routing import TIMESTAMP_FAILURE_TAG, PatternError, Router, RouteSpec, compile_pattern, iso_utc, utc_key
 
 RECEIVED = datetime(2030, 5, 6, 7, 8, 9, 123000, tzinfo=UTC)
 
@@ -121,3 +126,134 @@ def test_any_string_timestamp_routes_somewhere(ts: str) -> None:
     assert index.startswith("logstash-logs-app-")
     if TIMESTAMP_FAILURE_TAG in event["tags"]:
         assert index == "logstash-logs-app-2030.05.06"
+
+
+# --- routes by field ------------------------------------------------------------------------------
+
+T = "2026-03-01T10:00:00.000Z"
+WHEN = datetime(2026, 3, 1, 10, 0, 1, tzinfo=UTC)
+
+
+def default_router() -> Router:
+    cfg = AggregatorConfig()
+    return Router([r.spec() for r in cfg.routes], cfg.default_index)
+
+
+def filebeat_event(input_type: str, path: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "@timestamp": T,
+        "@metadata": {"beat": "filebeat", "type": "_doc", "version": "9.3.0"},
+        "message": "m",
+        "input": {"type": input_type},
+        "log": {"file": {"path": path}, "offset": 0},
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
+    ("event", "index"),
+    [
+        (filebeat_event("container", "/var/log/containers/a_b_c-1.log"), "logstash-logs-containers-2026.03.01"),
+        (filebeat_event("filestream", "/var/log/containers/a_b_c-1.log"), "logstash-logs-containers-2026.03.01"),
+        (filebeat_event("filestream", "/var/log/pods/ns_p_u/c/0.log"), "logstash-logs-containers-2026.03.01"),
+        (filebeat_event("log", "/var/log/containers/x.log"), "logstash-logs-containers-2026.03.01"),
+        (filebeat_event("filestream", "/var/log/syslog"), "logstash-logs-unrouted-2026.03.01"),
+        (filebeat_event("container", "/x", tags=["app"]), "logstash-logs-app-2026.03.01"),  # tag route first
+        ({"@timestamp": T, "tags": ["containers"], "message": "m"}, "logstash-logs-containers-2026.03.01"),
+        ({"@timestamp": T, "tags": ["app"], "message": "m"}, "logstash-logs-app-2026.03.01"),
+        ({"@timestamp": T, "message": "m", "input": "container"}, "logstash-logs-unrouted-2026.03.01"),
+    ],
+)
+def test_default_routes_take_a_stock_filebeat(event: dict[str, Any], index: str) -> None:
+    """Through the encoder, as in the aggregator: @metadata is taken off the document but routes."""
+    encoder = Encoder(default_router())
+    item = encoder.encode([dict(event)], WHEN, ticket=None)[0]  # type: ignore[arg-type]
+    assert item.index == index
+    assert b"@metadata" not in item.data
+
+
+def test_routes_in_order_with_globs_and_metadata() -> None:
+    router = Router(
+        [
+            RouteSpec("pay-%{+YYYY}", match=(("kubernetes.namespace", ("payments-*",)),)),
+            RouteSpec("fb-%{+YYYY}", tag="x", match=(("@metadata.beat", ("filebeat",)),)),
+            RouteSpec("num-%{+YYYY}", match=(("log.offset", ("4?",)),)),
+            RouteSpec("x-%{+YYYY}", tag="x"),
+        ],
+        "d-%{+YYYY}",
+    )
+    kube = {"kubernetes": {"namespace": "payments-eu"}, "tags": ["x"]}
+    assert router.index_for({"@timestamp": T, **kube}, WHEN) == "pay-2026"
+    meta = {"beat": "filebeat"}
+    assert router.index_for({"@timestamp": T, "tags": ["x"]}, WHEN, meta) == "fb-2026"
+    assert router.index_for({"@timestamp": T, "tags": ["x"], "@metadata": meta}, WHEN) == "fb-2026"
+    assert router.index_for({"@timestamp": T, "tags": ["x"]}, WHEN, {"beat": "other"}) == "x-2026"
+    assert router.index_for({"@timestamp": T, "log": {"offset": 42}}, WHEN) == "num-2026"
+    assert router.index_for({"@timestamp": T, "log": {"offset": True}}, WHEN) == "d-2026"
+    assert router.index_for({"@timestamp": T, "kubernetes": {"namespace": ["payments-eu"]}}, WHEN) == "d-2026"
+    assert router.index_for({"@timestamp": T, "kubernetes.namespace": "payments-1"}, WHEN) == "pay-2026"
+    assert not router.tag_decides("x") and not router.tag_decides(None)
+
+
+def test_encoder_fast_path_never_mixes_field_routed_events() -> None:
+    """Untagged events of the same second go to different indices by field: the tag cache must not apply."""
+    encoder = Encoder(default_router())
+    events = [
+        {"@timestamp": T, "message": "a", "input": {"type": "container"}, "log": {"file": {"path": "/a"}}},
+        {"@timestamp": T, "message": "b", "input": {"type": "filestream"}, "log": {"file": {"path": "/a"}}},
+        {"@timestamp": T, "message": "c", "input": {"type": "container"}, "log": {"file": {"path": "/b"}}},
+    ]
+    for _ in range(2):
+        items = encoder.encode([dict(e) for e in events], WHEN, ticket=None)  # type: ignore[arg-type]
+        assert [i.index.split("-")[2] for i in items] == ["containers", "unrouted", "containers"]
+
+
+@pytest.mark.parametrize(
+    ("route", "error"),
+    [
+        ({"index": "i"}, "needs a tag, a match, or both"),
+        ({"match": {"": "x"}, "index": "i"}, "dotted field path"),
+        ({"match": {"a..b": "x"}, "index": "i"}, "dotted field path"),
+        ({"match": {"a": []}, "index": "i"}, "at least one value"),
+        ({"match": {"a": {"b": 1}}, "index": "i"}, "routes[0].match.a"),
+    ],
+)
+def test_route_config_errors(route: dict[str, Any], error: str) -> None:
+    from logship.config import ConfigError, validate_section
+
+    with pytest.raises(ConfigError, match=re.escape(error)):
+        validate_section(AggregatorConfig, {"aggregator": {"routes": [route]}}, "aggregator", "a.yml")
+
+
+@pytest.mark.parametrize(
+    ("event", "message", "flags"),
+    [
+        ({"message": "hello\n"}, "hello", ["trailing_newline_stripped"]),
+        ({"message": "hello\r\n", "log": {"offset": 3}}, "hello", ["trailing_newline_stripped"]),
+        ({"message": "a\n\n", "log": {"flags": ["truncated"]}}, "a\n", ["truncated", "trailing_newline_stripped"]),
+        ({"message": "\n", "log": {"flags": "x"}}, "", ["x", "trailing_newline_stripped"]),
+        ({"message": "inner\nline"}, "inner\nline", None),
+    ],
+)
+def test_trailing_newline_is_stripped_and_flagged(event: dict[str, Any], message: str, flags: Any) -> None:
+    encoder = Encoder(default_router())
+    item = encoder.encode([{"@timestamp": T, "tags": ["containers"], **event}], WHEN, ticket=None)[0]  # type: ignore[arg-type]
+    doc = orjson.loads(item.data.split(b"\n")[1])
+    assert doc["message"] == message
+    assert doc.get("log", {}).get("flags") == flags
+
+
+def test_an_event_whose_log_is_not_an_object_keeps_its_message_stripped() -> None:
+    encoder = Encoder(default_router())
+    item = encoder.encode([{"@timestamp": T, "message": "x\n", "log": "weird"}], WHEN, ticket=None)[0]  # type: ignore[arg-type]
+    doc = orjson.loads(item.data.split(b"\n")[1])
+    assert doc["message"] == "x" and doc["log"] == "weird"
+
+
+def test_a_logship_event_keeps_its_trailing_newline() -> None:
+    """A joined multi-line record may end in an empty line: that newline is content, not a line end."""
+    encoder = Encoder(default_router())
+    event = {"@timestamp": T, "tags": ["app"], "message": "trace\n", "agent": {"type": "logship"}}
+    item = encoder.encode([event], WHEN, ticket=None)[0]  # type: ignore[arg-type]
+    doc = orjson.loads(item.data.split(b"\n")[1])
+    assert doc["message"] == "trace\n" and "log" not in doc

@@ -42,7 +42,10 @@ def test_defaults_per_input_type() -> None:
     ("body", "key"),
     [
         ({"inputs": [{"type": "journald"}]}, "shipper.inputs[0].type"),
-        ({"output": {"hosts": ["no-port"]}}, "shipper.output.hosts"),
+        ({"output": {"hosts": ["agg:notaport"]}}, "shipper.output.hosts[0]"),
+        ({"output": {"hosts": ["fe80::1:6000"]}}, "shipper.output.hosts[0]: Value error, IPv6 address"),
+        ({"output": {"backoff": {"initial": 0}}}, "shipper.output.backoff.initial"),
+        ({"output": {"backoff": {"initial": "5s", "max": "1s"}}}, "shipper.output.backoff: Value error, max (1s)"),
         ({"output": {"windw_size": 3}}, "shipper.output.windw_size: unknown key"),
         (
             {"inputs": [{"type": "app", "multiline": {"start_pattern": "("}}]},
