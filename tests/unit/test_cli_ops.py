@@ -122,11 +122,10 @@ def test_test_output_failure_is_a_few_clear_lines(tmp_path: Path) -> None:
 
 def test_unexpected_error_is_two_lines_and_a_traceback_only_with_debug(tmp_path: Path) -> None:
     cfg = tmp_path / "s.yml"
-    # a registry path under a regular file: the shipper cannot start
-    (tmp_path / "file").write_text("x")
+    # an HTTP listen address that does not resolve: the shipper cannot start
     cfg.write_text(
-        f"shipper:\n  registry: {{path: '{tmp_path}/file/registry.json'}}\n"
-        f"  inputs: [{{type: app, paths: ['{tmp_path}/none/*.log']}}]\n  http: {{port: 0}}\n"
+        f"shipper:\n  registry: {{path: '{tmp_path}/reg/registry.json'}}\n"
+        f"  inputs: [{{type: app, paths: ['{tmp_path}/none/*.log']}}]\n  http: {{host: '256.1.1.1', port: 0}}\n"
         "  output: {hosts: ['127.0.0.1:1']}\n"
     )
     out = run_cli("--log-format", "json", "shipper", "-c", str(cfg))
