@@ -16,17 +16,19 @@ from __future__ import annotations
 import logging
 import os
 import stat
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from shipper.identity import FINGERPRINT_BYTES, fingerprint
-from shipper.sources import ByteSource, GzipSource, PlainSource, read_head
+from shipper.registry import Entry
+from shipper.sources import GzipSource, PlainSource, read_head
 
 log = logging.getLogger("logship.shipper.recovery")
 
 
 @dataclass(slots=True)
 class Recovered:
-    src: ByteSource  # opened; the caller owns it
+    src: PlainSource | GzipSource  # opened; the caller owns it
     head: bytes  # the first FINGERPRINT_BYTES uncompressed bytes
     how: str  # renamed | copy | gzip
 
@@ -115,3 +117,32 @@ def _open_plain(path: str, fp_len: int, fp_hash: str, offset: int, how: str) -> 
         return Recovered(PlainSource(fd, path), head, how)
     os.close(fd)
     return None
+
+
+def unregistered(entries: Mapping[str, Entry], last_seen: float) -> Iterator[tuple[str, Recovered]]:
+    """Rotated generations next to registered files that no entry knows and that were written after
+    `last_seen` (when the previous run last saw its files): created and rotated away while it was down.
+
+    Yields (the path their events report, the opened generation)."""
+    known = [(e.fp_len, e.fp_hash) for e in entries.values() if e.fp_len]
+    bases: dict[str, str] = {}  # live name -> the path its events report
+    for e in entries.values():
+        bases.setdefault(live_name(e.real or e.path), e.path)
+    for live, path in sorted(bases.items()):
+        for cand in siblings(live):
+            try:
+                st = os.stat(cand)
+            except OSError:
+                continue
+            if st.st_mtime <= last_seen or not stat.S_ISREG(st.st_mode):
+                continue
+            head = read_head(cand, FINGERPRINT_BYTES)
+            if not head or any(fingerprint(head[:n]) == h for n, h in known if n <= len(head)):
+                continue  # empty, or a registered generation (recovered by identity, or done)
+            try:
+                fd = os.open(cand, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                continue
+            src = GzipSource(fd, cand) if cand.endswith(".gz") else PlainSource(fd, cand)
+            known.append((len(head), fingerprint(head)))
+            yield path, Recovered(src, head, "unregistered")

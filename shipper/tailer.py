@@ -36,9 +36,9 @@ from typing import Protocol
 from shipper.config import ShipperConfig
 from shipper.harvester import Harvester, Metadata, Source
 from shipper.identity import FINGERPRINT_BYTES, FileIdentity, fingerprint
-from shipper.recovery import find_generation, live_name, siblings
+from shipper.recovery import find_generation, unregistered
 from shipper.registry import Checkpoints, Position, identity_of
-from shipper.sources import ByteSource, GzipSource, PlainSource, read_head
+from shipper.sources import ByteSource, PlainSource
 
 log = logging.getLogger("logship.shipper.tailer")
 
@@ -235,9 +235,9 @@ class Tailer:
         return None if opening is None else (opening.source, opening.metadata)
 
     def _harvester(
-        self, path: str, src: ByteSource | int, ident: FileIdentity, offset: int, how: tuple[Source, Metadata | None]
+        self, path: str, src: ByteSource, ident: FileIdentity, offset: int, how: tuple[Source, Metadata | None]
     ) -> Harvester:
-        h = Harvester(path, src, ident, offset, how[0], real=src.name if not isinstance(src, int) else "")
+        h = Harvester(path, src, ident, offset, how[0], real=src.name)
         h.metadata = how[1]
         return h
 
@@ -368,51 +368,27 @@ class Tailer:
             )
 
     def _born_while_down(self, now: float) -> None:
-        """Rotated generations next to a registered file that no entry knows and that were written after
-        the previous run last saw its files: they were created and rotated away while it was down."""
-        entries = self._checkpoints.entries
-        if not entries:
-            return
-        last_seen = self._last_run_seen
-        known = [(e.fp_len, e.fp_hash) for e in entries.values() if e.fp_len]
-        bases: dict[str, str] = {}  # live file (real path) -> the path its events report
-        for e in entries.values():
-            bases.setdefault(live_name(e.real or e.path), e.path)
-        for real, path in sorted(bases.items()):
+        """Read the rotated generations the previous run never saw (see `recovery.unregistered`)."""
+        for path, rec in unregistered(self._checkpoints.entries, self._last_run_seen):
             source = self._input_of(path)
             if source is None:
+                rec.src.close()
                 continue
-            for cand in siblings(real):
-                try:
-                    st = os.stat(cand)
-                except OSError:
-                    continue
-                if st.st_mtime <= last_seen or not stat.S_ISREG(st.st_mode):
-                    continue
-                head = read_head(cand, FINGERPRINT_BYTES)
-                if not head or any(fingerprint(head[:n]) == h for n, h in known if n <= len(head)):
-                    continue  # empty, or a registered generation (recovered by identity, or done)
-                # kubelet frees and reuses inodes all the time: a key of its own for this generation
-                key = f"{st.st_dev}:{st.st_ino}@{fingerprint(head)}"
-                if key in entries or key in self.harvesters:
-                    continue
-                how = self._opening(path, source, now, wait=False)
-                if how is None:
-                    continue
-                try:
-                    fd = os.open(cand, os.O_RDONLY | os.O_CLOEXEC)
-                except OSError:
-                    continue
-                src: ByteSource = GzipSource(fd, cand) if cand.endswith(".gz") else PlainSource(fd, cand)
-                ident = FileIdentity(st.st_dev, st.st_ino, head, self._cfg.host_name)
-                fp = ident.fingerprint
-                self._checkpoints.set_now(key, Position(path, 0, fp[0], fp[1], cand), time.time())
-                h = self._harvester(path, src, ident, 0, how)
-                h.key = key
-                h.detached, h.detached_at = True, now
-                self.harvesters[key] = h
-                known.append(fp)
-                log.info("%s: %s was rotated while the shipper was not running; reading it", path, cand)
+            how = self._opening(path, source, now, wait=False)
+            if how is None:  # excluded by an annotation
+                rec.src.close()
+                continue
+            st = os.fstat(rec.src.fd)
+            ident = FileIdentity(st.st_dev, st.st_ino, rec.head, self._cfg.host_name)
+            # kubelet frees and reuses inodes all the time: a key of its own for this generation
+            key = f"{ident.key}@{fingerprint(rec.head)}"
+            fp = ident.fingerprint
+            self._checkpoints.set_now(key, Position(path, 0, fp[0], fp[1], rec.src.name), time.time())
+            h = self._harvester(path, rec.src, ident, 0, how)
+            h.key = key
+            h.detached, h.detached_at = True, now
+            self.harvesters[key] = h
+            log.info("%s: %s was rotated while the shipper was not running; reading it", path, rec.src.name)
 
     def _lost_before_open(self, created: Iterable[str], found: dict[str, Found]) -> None:
         if not created:

@@ -3,7 +3,7 @@
 * `secure_opensearch`: a real OpenSearch with the security plugin (HTTPS, basic auth), certificates
   and password made here at run time (scripts/opensearch-secure.sh, ports 9250-9259, `secure-*`).
 * `private_opensearch`: a plain node of this module's own (ports 9220-9229, `fault-*`) for tests that
-  pause or stop OpenSearch; the shared node is never paused.
+  pause or stop OpenSearch; the shared node is never paused. `private_rig` is a rig against it.
 """
 
 from __future__ import annotations
@@ -150,6 +150,18 @@ def private_opensearch() -> Iterator[PlainNode]:
         yield node
     finally:
         subprocess.run([str(PLAIN_SCRIPT), "stop", "--name", name], capture_output=True, timeout=120)
+
+
+@pytest.fixture
+def private_rig(tmp_path: Path, private_opensearch: PlainNode, index_prefix: str) -> Iterator[Rig]:
+    """A rig against this module's private node (one the test may pause or stop)."""
+    r = Rig(tmp_path, private_opensearch.url, index_prefix)
+    yield r
+    r.close()
+    try:
+        search.request(f"{private_opensearch.url}/{index_prefix}*", "DELETE")
+    except (search.SearchError, OSError):
+        pass
 
 
 @pytest.fixture

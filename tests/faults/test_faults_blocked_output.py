@@ -12,13 +12,10 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from logship.demo import search
 from tests.faults.conftest import PlainNode
 from tests.faults.rig import OUTAGE_S, Rig, rss_mib, wait_for
 
@@ -45,17 +42,6 @@ def rotating(**over: Any) -> dict[str, Any]:
 def assert_nothing_lost(rig: Rig) -> None:
     assert rig.shipper is not None
     assert rig.shipper.metrics().get(LOST, -1.0) == 0.0, rig.diagnostics()
-
-
-@pytest.fixture
-def private_rig(tmp_path: Path, private_opensearch: PlainNode, index_prefix: str) -> Iterator[Rig]:
-    r = Rig(tmp_path, private_opensearch.url, index_prefix)
-    yield r
-    r.close()
-    try:
-        search.request(f"{private_opensearch.url}/{index_prefix}*", "DELETE")
-    except (search.SearchError, OSError):
-        pass
 
 
 def test_no_aggregator_while_kubelet_rotates_and_logrotate_copytruncates(rig: Rig) -> None:

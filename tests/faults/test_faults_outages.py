@@ -10,12 +10,9 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from logship.demo import search
 from tests.faults.conftest import PlainNode
 from tests.faults.proxy import TcpProxy
 from tests.faults.rig import OUTAGE_S, Rig, wait_for
@@ -23,17 +20,6 @@ from tests.faults.rig import OUTAGE_S, Rig, wait_for
 pytestmark = pytest.mark.slow
 
 ACKED = "logship_shipper_events_acked_total"
-
-
-@pytest.fixture
-def private_rig(tmp_path: Path, private_opensearch: PlainNode, index_prefix: str) -> Iterator[Rig]:
-    r = Rig(tmp_path, private_opensearch.url, index_prefix)
-    yield r
-    r.close()
-    try:
-        search.request(f"{private_opensearch.url}/{index_prefix}*", "DELETE")
-    except (search.SearchError, OSError):
-        pass
 
 
 def _acked(rig: Rig) -> float:
