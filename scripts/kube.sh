@@ -16,7 +16,8 @@
 # Several clusters can run at once (one per LOGSHIP_KUBE_NAME, default `default`): each has its own
 # network namespace (node 10.250.0.1, pods 10.244.0.0/24, Services 10.96.0.0/24, all living only in
 # that namespace), containerd, cgroup root, kubelet root and pod log directory
-# (/var/log/logship-kube/NAME/pods; /var/log/containers is the host's, as on any node).
+# (/var/log/logship-kube/NAME/pods; /var/log/containers is the host's, as on any node), and
+# /var/lib/logship-kube/NAME for host directories its pods use (the shipper's checkpoints).
 #
 # The binaries come from k8s.io/kubernetes on the Go module proxy. Its go.mod points every k8s.io
 # staging module at ./staging/src/..., which the module zip does not carry, so the source is copied to
@@ -438,7 +439,7 @@ clusterDomain: cluster.local
 podLogsDir: $POD_LOGS
 containerLogMaxSize: ${LOGSHIP_KUBE_LOG_MAX_SIZE:-1Mi}
 containerLogMaxFiles: ${LOGSHIP_KUBE_LOG_MAX_FILES:-3}
-containerLogMonitorInterval: 2s
+containerLogMonitorInterval: 3s
 serializeImagePulls: false
 maxPods: 60
 shutdownGracePeriod: 0s
@@ -493,7 +494,7 @@ EOF
     start_proc etcd etcd --name "$NODE_NAME" --data-dir "$dir/etcd" \
         --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
         --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
-        --initial-cluster "$NODE_NAME=http://127.0.0.1:2380" --log-level warn
+        --initial-cluster "$NODE_NAME=http://127.0.0.1:2380" --logger zap --log-level warn
     wait_for etcd 60 "$dir/logs/etcd.log" nsx curl -fsS http://127.0.0.1:2379/health
 
     start_proc kube-apiserver "$bins/kube-apiserver" --etcd-servers=http://127.0.0.1:2379 \
@@ -505,6 +506,7 @@ EOF
         --kubelet-client-key="$dir/pki/apiserver-kubelet-client.key" \
         --service-account-key-file="$dir/pki/sa.pub" --service-account-signing-key-file="$dir/pki/sa.key" \
         --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+        --kubelet-preferred-address-types=InternalIP,Hostname \
         --allow-privileged=true --profiling=false --v=0
     wait_for kube-apiserver 180 "$dir/logs/kube-apiserver.log" kc get --raw /readyz
 
@@ -595,6 +597,14 @@ down() {
     local pid
     for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $sock" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
     sleep 0.5
+    # the pods' network namespaces (containerd made them in /run/netns): the veths in this cluster's
+    # namespace name their peers' namespaces
+    if [[ -e "/run/netns/$NETNS" ]]; then
+        local podns
+        for podns in $(ip -n "$NETNS" -o link show type veth 2>/dev/null | grep -o 'link-netns cni-[0-9a-f-]*' | awk '{print $2}' | sort -u); do
+            ip netns del "$podns" 2>/dev/null
+        done
+    fi
     # mounts under the kubelet root, containerd's root and state, deepest first
     for m in $(awk '{print $5}' /proc/self/mountinfo | grep -E "^($dir|$RUNDIR)/" | sort -r); do
         umount -l "$m" 2>/dev/null
@@ -606,7 +616,7 @@ down() {
     [[ -e "/run/netns/$NETNS" ]] && ip netns del "$NETNS"
     # the node's log symlinks that point into this cluster's pod log directory
     find /var/log/containers -maxdepth 1 -type l -lname "$POD_LOGS/*" -delete 2>/dev/null
-    rm -rf "/var/log/logship-kube/$NAME" "$RUNDIR"
+    rm -rf "/var/log/logship-kube/$NAME" "/var/lib/logship-kube/$NAME" "$RUNDIR"
     [[ -d "$dir" ]] && rm -rf "$dir/etcd" "$dir/containerd" "$dir/kubelet"
     set -e
     say "cluster '$NAME' is down"
