@@ -357,10 +357,14 @@ make_pki() {
     openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
 }
 
+# the v1 hierarchies the cluster's root is made in; `all` adds the v2 one (runc also makes its
+# cgroups there on a hybrid host), for clean-up
 cgroup_hierarchies() {
     local d
     for d in /sys/fs/cgroup/*; do
-        [[ -d "$d" && ! -L "$d" && "$(basename "$d")" != unified ]] && echo "$d"
+        [[ -d "$d" && ! -L "$d" ]] || continue
+        [[ "$(basename "$d")" == unified && "${1:-}" != all ]] && continue
+        echo "$d"
     done
 }
 
@@ -589,7 +593,7 @@ down() {
     stop_pid kube-apiserver
     stop_pid etcd
     # whatever is left in the cluster's cgroups (shims, containers) is killed
-    for h in $(cgroup_hierarchies); do
+    for h in $(cgroup_hierarchies all); do
         [[ -d "$h$CGROUP_ROOT" ]] || continue
         find "$h$CGROUP_ROOT" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -KILL 2>/dev/null
     done
@@ -609,7 +613,7 @@ down() {
     for m in $(awk '{print $5}' /proc/self/mountinfo | grep -E "^($dir|$RUNDIR)/" | sort -r); do
         umount -l "$m" 2>/dev/null
     done
-    for h in $(cgroup_hierarchies); do
+    for h in $(cgroup_hierarchies all); do
         [[ -d "$h$CGROUP_ROOT" ]] || continue
         find "$h$CGROUP_ROOT" -depth -type d -exec rmdir {} \; 2>/dev/null
     done

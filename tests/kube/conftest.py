@@ -169,4 +169,24 @@ def cluster() -> Iterator[Cluster]:
         yield Cluster(kubeconfig, time.monotonic() - started)
     finally:
         if already.returncode != 0 and not os.environ.get("LOGSHIP_KUBE_KEEP"):
-            subprocess.run(["bash", str(KUBE), "down"], capture_output=True, text=True, env=_env(), timeout=600)
+            down = subprocess.run(["bash", str(KUBE), "down"], capture_output=True, text=True, env=_env(), timeout=600)
+            assert down.returncode == 0, down.stderr[-3000:]
+            assert_nothing_left()
+
+
+def assert_nothing_left() -> None:
+    """After `kube.sh down`: no network namespace, process, mount, cgroup or pod log of the cluster."""
+    name = kube_name()
+    assert not Path(f"/run/netns/logship-kube-{name}").exists()
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert f"/kube/instances/{name}/" not in mounts and f"/run/logship-kube/{name}/" not in mounts
+    assert not list(Path("/sys/fs/cgroup").glob(f"*/logship-kube-{name}"))
+    assert not Path(f"/var/log/logship-kube/{name}").exists()
+    pattern = f"/run/logship-kube/{name}/|/kube/instances/{name}/|instances/kube-{name}/"
+    deadline = time.monotonic() + 15  # a killed process may take a moment to be gone
+    while True:
+        own = subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True, timeout=30)
+        if not own.stdout.strip():
+            return
+        assert time.monotonic() < deadline, f"left running: {own.stdout}"
+        time.sleep(1)
