@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A real single-node OpenSearch on this machine, for tests, the demo and benchmarks.
 #
-#   scripts/opensearch.sh start  [--name NAME] [--port PORT] [--heap SIZE] [--fresh] [-E key=value ...]
+#   scripts/opensearch.sh start  [--name NAME] [--port PORT] [--heap SIZE] [--fresh] [--bind ADDR] [-E key=value ...]
 #   scripts/opensearch.sh stop   [--name NAME]
 #   scripts/opensearch.sh status [--name NAME]
 #   scripts/opensearch.sh url    [--name NAME]
@@ -30,6 +30,7 @@ NAME=default
 PORT=9200
 HEAP=512m
 FRESH=0
+BIND=""
 EXTRA=()
 
 die() { echo "opensearch.sh: $*" >&2; exit 1; }
@@ -43,6 +44,8 @@ while [[ $# -gt 0 ]]; do
     --port) PORT="$2"; shift 2 ;;
     --heap) HEAP="$2"; shift 2 ;;
     --fresh) FRESH=1; shift ;;
+    # also listen on ADDR (an address of a network namespace the caller runs this in)
+    --bind) BIND="$2"; shift 2 ;;
     -E) EXTRA+=("$2"); shift 2 ;;
     *) die "unknown option $1" ;;
   esac
@@ -162,7 +165,7 @@ start() {
   {
     echo "cluster.name: logship-$NAME"
     echo "node.name: $NAME"
-    echo "network.host: 127.0.0.1"
+    if [[ -n "$BIND" ]]; then echo "network.host: [\"127.0.0.1\", \"$BIND\"]"; else echo "network.host: 127.0.0.1"; fi
     echo "http.port: $PORT"
     echo "transport.port: $((PORT + 100))"
     echo "discovery.type: single-node"

@@ -173,12 +173,32 @@ class Shipper:
             for task in (reader, discovery):
                 if not task.cancelled() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
+            if self.cfg.sidecar and not reader.cancelled():
+                await self._drain_sidecar()
         finally:
             stopping.cancel()
             await self._shutdown()
             housekeeping.cancel()
             await asyncio.gather(housekeeping, return_exceptions=True)
         return 0
+
+    async def _drain_sidecar(self) -> None:
+        """A sidecar stops after its app has exited (native sidecar order), and its files and registry
+        end with the pod: read what the app wrote last and flush pending multi-line events now, as
+        there is no next start to resume them."""
+        chunk = self.cfg.read_buffer_bytes
+
+        async def drain() -> None:
+            for h in list(self.tailer.harvesters.values()):
+                await self._emit(h, h.read(chunk, time.monotonic()))
+                while not h.at_eof:
+                    await self._emit(h, h.read(chunk, time.monotonic()))
+                await self._emit(h, h.finish())
+
+        try:
+            await asyncio.wait_for(drain(), timeout=self.cfg.shutdown_timeout / 2)
+        except (TimeoutError, OSError) as exc:
+            log.warning("sidecar: could not read the app's files to the end at shutdown: %s", exc or "timeout")
 
     async def _shutdown(self) -> None:
         w = self.assembler.take()

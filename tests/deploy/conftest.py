@@ -127,6 +127,9 @@ def template_args(scenario: str, *extra: str) -> list[str]:
     vf = values_file(scenario)
     if vf is not None:
         args += ["-f", str(vf)]
+    if scenario == "servicemonitor-values":
+        # as on a cluster with the Prometheus Operator's CRDs (the chart renders it only then)
+        args += ["--api-versions", "monitoring.coreos.com/v1/ServiceMonitor"]
     return [*args, *extra]
 
 

@@ -44,7 +44,9 @@ def shipper_ds(r: Rendered) -> dict[str, Any]:
 
 
 def aggregator_deploy(r: Rendered) -> dict[str, Any]:
-    return r.get("Deployment", f"{fullname(r.scenario)}-aggregator")
+    """The aggregator workload: a Deployment, or a StatefulSet with per-replica dead-letter volumes."""
+    name = f"{fullname(r.scenario)}-aggregator"
+    return r.maybe("StatefulSet", name) or r.get("Deployment", name)
 
 
 def pod_labels(workload: dict[str, Any]) -> dict[str, str]:
@@ -101,7 +103,16 @@ def test_shipper_registry_on_host_state_dir(rendered: Rendered) -> None:
     cfg = configmap_config(rendered, f"{fullname(rendered.scenario)}-shipper")["shipper"]
     mount, vol = mounted_volume_for(ds, ctr, cfg["registry"]["path"])
     assert not mount.get("readOnly")
-    assert vol["hostPath"] == {"path": "/var/lib/logship", "type": "DirectoryOrCreate"}
+    # one node directory per release: two releases never share a registry
+    assert vol["hostPath"] == {"path": f"/var/lib/logship/{NAMESPACE}.logship", "type": "DirectoryOrCreate"}
+
+
+def test_shipper_refuses_surge(render: Callable[..., Rendered]) -> None:
+    ds = shipper_ds(render("default"))
+    assert "maxSurge" not in ds["spec"]["updateStrategy"]["rollingUpdate"]
+    # explicit 0 is fine
+    r = render("default", "--set", "shipper.updateStrategy.rollingUpdate.maxSurge=0")
+    assert shipper_ds(r)["spec"]["updateStrategy"]["rollingUpdate"]["maxSurge"] == 0
 
 
 def test_shipper_node_name_from_downward_api(rendered: Rendered) -> None:
@@ -171,9 +182,14 @@ def test_probes_on_health_port(rendered: Rendered) -> None:
         ctr = container(workload, ctr_name)
         cfg = configmap_config(rendered, f"{name}-{section}")[section]
         assert cfg["http"]["port"] == port
-        live, ready = ctr["livenessProbe"]["httpGet"], ctr["readinessProbe"]["httpGet"]
-        assert live["path"] == "/healthz" and ready["path"] == "/readyz"
-        assert port_number(ctr, live["port"]) == port_number(ctr, ready["port"]) == port
+        live = ctr["livenessProbe"]["httpGet"]
+        assert live["path"] == "/healthz" and port_number(ctr, live["port"]) == port
+        if rendered.scenario == "hardened-values" and section == "shipper":
+            # probes come from values: this scenario turns the shipper's readiness probe off
+            assert "readinessProbe" not in ctr and ctr["livenessProbe"]["periodSeconds"] == 20
+            continue
+        ready = ctr["readinessProbe"]["httpGet"]
+        assert ready["path"] == "/readyz" and port_number(ctr, ready["port"]) == port
 
 
 def test_requests_and_limits_are_small(rendered: Rendered) -> None:
@@ -183,8 +199,16 @@ def test_requests_and_limits_are_small(rendered: Rendered) -> None:
             for kind in ("requests", "limits"):
                 assert {"cpu", "memory"} <= set(res[kind]), f"{ctr['name']}: {kind} incomplete"
             assert quantity(res["requests"]["memory"]) <= quantity(res["limits"]["memory"])
+            if not ctr["image"].startswith("logship"):
+                continue  # the demo app, extra containers
+            # No memory overcommit for logship: request = limit, so a node under pressure never
+            # OOM-kills it for using what it was promised.
+            assert res["requests"]["memory"] == res["limits"]["memory"], ctr["name"]
             # Logstash needed a 1.5 GiB container; logship must fit in a fraction of that.
-            assert quantity(res["limits"]["memory"]) <= 256 * 2**20, ctr["name"]
+            assert quantity(res["limits"]["memory"]) <= 512 * 2**20, ctr["name"]
+    agg = container(aggregator_deploy(rendered), "aggregator")
+    # above the aggregator's designed bound of 300 MiB (measured peak 155 MiB, docs/guarantees.md)
+    assert quantity(agg["resources"]["limits"]["memory"]) > 300 * 2**20
 
 
 def test_restrictive_security_context(rendered: Rendered) -> None:
@@ -213,12 +237,23 @@ def test_writable_paths_are_on_writable_volumes(rendered: Rendered) -> None:
     name = fullname(rendered.scenario)
     agg = aggregator_deploy(rendered)
     cfg = configmap_config(rendered, f"{name}-aggregator")["aggregator"]
-    mount, vol = mounted_volume_for(agg, container(agg, "aggregator"), cfg["dead_letter"]["path"])
-    assert not mount.get("readOnly") and ("emptyDir" in vol or "persistentVolumeClaim" in vol)
+    agg_ctr = container(agg, "aggregator")
+    if agg["kind"] == "StatefulSet":
+        # one claim per replica from the template (a shared claim cannot attach to two nodes on EBS)
+        mount = next(m for m in agg_ctr["volumeMounts"] if cfg["dead_letter"]["path"].startswith(m["mountPath"] + "/"))
+        (claim,) = agg["spec"]["volumeClaimTemplates"]
+        assert claim["metadata"]["name"] == mount["name"] and claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+        assert not [v for v in pod_spec(agg)["volumes"] if v["name"] == mount["name"]]
+    else:
+        mount, vol = mounted_volume_for(agg, agg_ctr, cfg["dead_letter"]["path"])
+        assert "emptyDir" in vol
+    assert not mount.get("readOnly")
     for workload in rendered.workloads():
+        claims = {c["metadata"]["name"] for c in workload["spec"].get("volumeClaimTemplates", [])}
         for ctr in containers(workload):
             for m in ctr.get("volumeMounts", []):
-                volume(workload, m["name"])  # every mount names a volume of the pod
+                if m["name"] not in claims:
+                    volume(workload, m["name"])  # every mount names a volume of the pod
 
 
 def test_config_file_comes_from_the_rendered_configmap(rendered: Rendered) -> None:
@@ -239,9 +274,27 @@ def test_config_file_comes_from_the_rendered_configmap(rendered: Rendered) -> No
 # --- RBAC -----------------------------------------------------------------------------------------
 
 
-def test_cluster_role_reads_pods_namespaces_nodes(rendered: Rendered) -> None:
+def test_service_accounts_and_api_access(rendered: Rendered) -> None:
     name = fullname(rendered.scenario)
-    role = rendered.get("ClusterRole", name)
+    ds, agg = shipper_ds(rendered), aggregator_deploy(rendered)
+    shipper_sa, agg_sa = pod_spec(ds)["serviceAccountName"], pod_spec(agg)["serviceAccountName"]
+    # one ServiceAccount per component, so the IRSA role never reaches the node agents
+    assert (shipper_sa, agg_sa) == (f"{name}-shipper", f"{name}-aggregator")
+    for sa in (shipper_sa, agg_sa):
+        assert rendered.get("ServiceAccount", sa)["metadata"]["namespace"] == NAMESPACE
+    assert "annotations" not in rendered.get("ServiceAccount", shipper_sa)["metadata"]
+    # the aggregator never calls the API server; the shipper only for Kubernetes metadata
+    assert pod_spec(agg)["automountServiceAccountToken"] is False
+    assert rendered.get("ServiceAccount", agg_sa)["automountServiceAccountToken"] is False
+    shipper_cfg = yaml.safe_load(rendered.get("ConfigMap", f"{name}-shipper")["data"]["logship.yml"])["shipper"]
+    metadata = bool(shipper_cfg.get("kubernetes", {}).get("enabled"))  # the one switch: config, token, role
+    assert pod_spec(ds)["automountServiceAccountToken"] is metadata
+    role = rendered.maybe("ClusterRole", f"{name}-shipper")
+    if not metadata:
+        assert role is None and not rendered.all("ClusterRoleBinding") and not rendered.all("Role")
+        assert rendered.get("ServiceAccount", shipper_sa)["automountServiceAccountToken"] is False
+        return
+    assert role is not None
     granted: dict[str, set[str]] = {}
     for rule in role["rules"]:
         assert rule["apiGroups"] == [""]
@@ -249,20 +302,27 @@ def test_cluster_role_reads_pods_namespaces_nodes(rendered: Rendered) -> None:
             granted.setdefault(res, set()).update(rule["verbs"])
     # exactly what the shipper's metadata watch uses (tests/kube_api proves it is enough)
     assert granted == {r: {"list", "watch"} for r in ("pods", "namespaces", "nodes")}
-
-    binding = rendered.get("ClusterRoleBinding", name)
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name}
-    sa = pod_spec(shipper_ds(rendered))["serviceAccountName"]
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": NAMESPACE}]
+    binding = rendered.get("ClusterRoleBinding", f"{name}-shipper")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": f"{name}-shipper",
+    }
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": shipper_sa, "namespace": NAMESPACE}]
 
 
 def test_no_cluster_role_without_kubernetes_metadata(render: Callable[..., Rendered]) -> None:
     off = render("default", "--set", "shipper.config.kubernetes.enabled=false")
     assert off.all("ClusterRole") == [] and off.all("ClusterRoleBinding") == []
-    config = yaml.safe_load(off.get("ConfigMap", "logship-shipper")["data"]["logship.yml"])
+    name = fullname(off.scenario)
+    config = yaml.safe_load(off.get("ConfigMap", f"{name}-shipper")["data"]["logship.yml"])
     assert config["shipper"]["kubernetes"] == {"enabled": False}
-    on = yaml.safe_load(render("default").get("ConfigMap", "logship-shipper")["data"]["logship.yml"])
-    assert on["shipper"]["kubernetes"]["enabled"] is True
+    assert pod_spec(shipper_ds(off))["automountServiceAccountToken"] is False
+    on = render("default")
+    assert yaml.safe_load(on.get("ConfigMap", f"{name}-shipper")["data"]["logship.yml"])["shipper"]["kubernetes"][
+        "enabled"
+    ]
+    assert pod_spec(shipper_ds(on))["automountServiceAccountToken"] is True
 
 
 # --- aggregator -----------------------------------------------------------------------------------
@@ -306,12 +366,22 @@ def test_aggregator_credentials_from_secret(
     render: Callable[..., Rendered], scenario: str, secret: str, user_key: str, pass_key: str
 ) -> None:
     r = render(scenario)
-    env = env_map(container(aggregator_deploy(r), "aggregator"))
-    assert env["OPENSEARCH_USERNAME"]["valueFrom"] == {"secretKeyRef": {"name": secret, "key": user_key}}
-    assert env["OPENSEARCH_PASSWORD"]["valueFrom"] == {"secretKeyRef": {"name": secret, "key": pass_key}}
+    agg = aggregator_deploy(r)
+    ctr = container(agg, "aggregator")
+    env = env_map(ctr)
+    # mounted files, never env (env leaks into `kubectl describe`, crash dumps and child processes)
+    assert "OPENSEARCH_USERNAME" not in env and "OPENSEARCH_PASSWORD" not in env
     os_cfg = configmap_config(r, f"{fullname(scenario)}-aggregator")["aggregator"]["opensearch"]
-    assert os_cfg["username"] == "${OPENSEARCH_USERNAME}"
-    assert os_cfg["password"] == "${OPENSEARCH_PASSWORD}"
+    assert "username" not in os_cfg and "password" not in os_cfg
+    for field, key in (("username_file", user_key), ("password_file", pass_key)):
+        mount, vol = mounted_volume_for(agg, ctr, os_cfg[field])
+        assert mount["readOnly"] is True and vol["secret"]["secretName"] == secret
+        item = {"key": key, "path": PurePosixPath(os_cfg[field]).name}
+        assert item in vol["secret"]["items"]
+    # readable by the aggregator's group only (fsGroup), not world-readable
+    assert vol["secret"]["defaultMode"] == 0o440 and pod_spec(agg)["securityContext"]["fsGroup"] == 10001
+    # a changed Secret rolls the pods on the next upgrade
+    assert "checksum/opensearch-auth" in agg["spec"]["template"]["metadata"]["annotations"]
     # No Secret object is rendered: the chart only refers to the one the operator created.
     assert not r.all("Secret")
 

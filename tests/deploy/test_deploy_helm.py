@@ -22,6 +22,7 @@ from tests.deploy.conftest import (
     Rendered,
     fullname,
     run_helm,
+    template_args,
     values_file,
 )
 
@@ -32,9 +33,14 @@ SCHEMA_VERSIONS = [KUBE_VERSION, kubernetes_validate.utils.latest_version()]
 
 def test_ci_values_files_cover_the_switches() -> None:
     # The scenarios the other tests rely on exist (a renamed file would silently drop coverage).
-    assert {"tls-values", "sidecar-values", "servicemonitor-values", "custom-secret-values", "sigv4-values"} <= set(
-        SCENARIOS
-    )
+    assert {
+        "tls-values",
+        "sidecar-values",
+        "servicemonitor-values",
+        "custom-secret-values",
+        "sigv4-values",
+        "hardened-values",
+    } <= set(SCENARIOS)
 
 
 def test_schemas_cover_the_supported_versions() -> None:
@@ -66,16 +72,21 @@ def test_helm_refuses_kubernetes_older_than_declared(helm: str) -> None:
 def test_template_renders_expected_objects(rendered: Rendered) -> None:
     name = fullname(rendered.scenario)
     kinds = {(d["kind"], d["metadata"]["name"]) for d in rendered.docs}
+    aggregator_kind = "StatefulSet" if rendered.scenario == "hardened-values" else "Deployment"
     assert {
-        ("ServiceAccount", name),
-        ("ClusterRole", name),
-        ("ClusterRoleBinding", name),
+        ("ServiceAccount", f"{name}-shipper"),
+        ("ServiceAccount", f"{name}-aggregator"),
         ("DaemonSet", f"{name}-shipper"),
         ("ConfigMap", f"{name}-shipper"),
-        ("Deployment", f"{name}-aggregator"),
+        (aggregator_kind, f"{name}-aggregator"),
         ("ConfigMap", f"{name}-aggregator"),
         ("Service", f"{name}-aggregator"),
+        ("Pod", f"{name}-test-output"),
     } <= kinds
+    # The ClusterRole exists only with Kubernetes metadata on (nothing else calls the API server).
+    with_metadata = rendered.scenario == "hardened-values"
+    assert (("ClusterRole", f"{name}-shipper") in kinds) is with_metadata
+    assert (("ClusterRoleBinding", f"{name}-shipper") in kinds) is with_metadata
     # Namespaced objects land in the release namespace unless they belong to app namespaces (sidecar).
     for d in rendered.docs:
         if d["kind"] in ("ClusterRole", "ClusterRoleBinding"):
@@ -123,6 +134,28 @@ def test_servicemonitor_shape(render: Callable[..., Rendered]) -> None:
     assert not render("default").all("ServiceMonitor")
 
 
+def test_servicemonitor_only_where_its_crd_exists(helm: str) -> None:
+    # Without the Prometheus Operator's CRD the install would fail on an unknown kind: nothing rendered.
+    vf = values_file("servicemonitor-values")
+    assert vf is not None
+    proc = run_helm(helm, *template_args("default", "-f", str(vf)))
+    assert proc.returncode == 0, proc.stderr
+    kinds = {d["kind"] for d in yaml.safe_load_all(proc.stdout) if d}
+    assert "ServiceMonitor" not in kinds and "DaemonSet" in kinds
+
+
+def test_values_schema_refuses_typos_and_surge(helm: str) -> None:
+    for bad, where in (
+        ("aggregator.replica=3", "additional properties 'replica' not allowed"),
+        ("shipper.updateStrategy.rollingUpdate.maxSurge=1", "maxSurge"),
+        ("image.digest=latest", "digest"),
+        ("logLevel=verbose", "logLevel"),
+    ):
+        proc = run_helm(helm, *template_args("default", "--set", bad))
+        assert proc.returncode != 0, bad
+        assert where in proc.stderr, proc.stderr
+
+
 def test_notes_show_how_to_check_the_install(helm: str, tmp_path: Path) -> None:
     # helm renders NOTES.txt only on install (which needs a cluster); a throwaway copy of the chart
     # includes it in a ConfigMap so `helm template` shows the text a user would see.
@@ -140,6 +173,9 @@ def test_notes_show_how_to_check_the_install(helm: str, tmp_path: Path) -> None:
     notes = yaml.safe_load(proc.stdout)["data"]["notes"]
     assert 'Secret "opensearchaccount"' in notes
     assert "kubectl create secret generic opensearchaccount --namespace kube-system" in notes
+    assert "mounted as files" in notes and "FailedMount" in notes
+    assert "helm test logship --namespace kube-system" in notes
+    assert "/var/lib/logship/kube-system.logship" in notes
     assert "logship test output -c /etc/logship/logship.yml" in notes
     assert "port-forward --namespace kube-system svc/logship-aggregator 9600:9600" in notes
     assert "logship-aggregator.kube-system.svc:5044" in notes

@@ -37,16 +37,27 @@ app.kubernetes.io/instance: {{ .ctx.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
+{{/* ServiceAccount of a component; call with (dict "ctx" $ "component" "shipper"). */}}
 {{- define "logship.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create -}}
-{{- default (include "logship.fullname" .) .Values.serviceAccount.name -}}
+{{- $sa := get (get .ctx.Values .component) "serviceAccount" -}}
+{{- if $sa.create -}}
+{{- default (printf "%s-%s" (include "logship.fullname" .ctx) .component) $sa.name -}}
 {{- else -}}
-{{- default "default" .Values.serviceAccount.name -}}
+{{- default "default" $sa.name -}}
 {{- end -}}
 {{- end -}}
 
 {{- define "logship.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The node directory of this release's shipper registry. */}}
+{{- define "logship.stateDir" -}}
+{{- printf "%s/%s.%s" (trimSuffix "/" .Values.shipper.hostPaths.state) .Release.Namespace .Release.Name -}}
 {{- end -}}
 
 {{- define "logship.aggregatorService" -}}
@@ -90,19 +101,16 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
+{{/* Probes of a component from its values; call with the component's values. */}}
 {{- define "logship.probes" -}}
+{{- with .livenessProbe }}
 livenessProbe:
-  httpGet: {path: /healthz, port: metrics}
-  initialDelaySeconds: 10
-  periodSeconds: 10
-  timeoutSeconds: 5
-  failureThreshold: 6
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .readinessProbe }}
 readinessProbe:
-  httpGet: {path: /readyz, port: metrics}
-  initialDelaySeconds: 3
-  periodSeconds: 10
-  timeoutSeconds: 5
-  failureThreshold: 3
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end -}}
 
 {{/* Where the OpenSearch CA comes from: "secret", "configMap" (existing or from `pem`) or "". */}}
@@ -189,3 +197,11 @@ mounted by the app container at /app/logs), `logship-sidecar-config` (the Config
     - name: logship-sidecar-state
       mountPath: /var/lib/logship
 {{- end -}}
+
+{{/*
+"true" when the shipper takes Kubernetes metadata from the API (shipper.config.kubernetes.enabled), else "":
+the one switch for its token, its ClusterRole and its config.
+*/}}
+{{- define "logship.kubernetesMetadata" -}}
+{{- if dig "kubernetes" "enabled" false .Values.shipper.config }}true{{- end }}
+{{- end }}
