@@ -110,6 +110,7 @@ class MetadataProvider:
         self._tasks: list[asyncio.Task[None]] = []
         self._waiting: dict[str, float] = {}  # path -> when first seen without its pod
         self._excluded_logged: set[str] = set()
+        self._unavailable = False  # no API client could be configured: never wait for a pod
         self.watches: dict[str, ListWatch] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -118,7 +119,18 @@ class MetadataProvider:
         if self._api is None:
             from shipper.kubernetes.client import LightkubeApi  # the client library loads only when enabled
 
-            self._api = LightkubeApi.from_config(self.cfg.kubeconfig, self.node_name)
+            try:
+                self._api = LightkubeApi.from_config(self.cfg.kubeconfig, self.node_name)
+            except Exception as exc:
+                # metadata never stops the shipper: it ships with file-name metadata, flagged partial
+                self._unavailable = True
+                log.error(
+                    "kubernetes metadata: no API access (%s); events ship with file-name metadata "
+                    "(kubernetes.metadata: partial). Set shipper.kubernetes.kubeconfig, run in a pod with a "
+                    "ServiceAccount token, or turn shipper.kubernetes.enabled off",
+                    exc,
+                )
+                return
         for kind in KINDS:
             lw = ListWatch(
                 self._api,
@@ -220,7 +232,7 @@ class MetadataProvider:
         if pod is None:
             first = self._waiting.setdefault(path, now)
             left = first + self.cfg.wait_for_pod - now
-            if left > 0 and wait:
+            if left > 0 and wait and not self._unavailable:
                 if first == now and self._on_change is not None:
                     asyncio.get_running_loop().call_later(left + 0.01, self._on_change)
                 return None

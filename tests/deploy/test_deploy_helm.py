@@ -84,7 +84,8 @@ def test_template_renders_expected_objects(rendered: Rendered) -> None:
         ("Pod", f"{name}-test-output"),
     } <= kinds
     # The ClusterRole exists only with Kubernetes metadata on (nothing else calls the API server).
-    with_metadata = rendered.scenario == "hardened-values"
+    shipper_cfg = yaml.safe_load(rendered.get("ConfigMap", f"{name}-shipper")["data"]["logship.yml"])["shipper"]
+    with_metadata = bool(shipper_cfg.get("kubernetes", {}).get("enabled"))
     assert (("ClusterRole", f"{name}-shipper") in kinds) is with_metadata
     assert (("ClusterRoleBinding", f"{name}-shipper") in kinds) is with_metadata
     # Namespaced objects land in the release namespace unless they belong to app namespaces (sidecar).

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -297,3 +299,19 @@ def test_cache_bookkeeping_stays_consistent(ops: list[tuple[str, int, int, float
         # the indexes only point at cached pods
         assert all(uid in cache.pods for uid in cache._by_cid.values())
         assert all(uid in cache.pods for uid in cache._by_name.values())
+
+
+async def test_no_api_access_never_stops_the_shipper_and_files_do_not_wait(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = KubernetesConfig(enabled=True, wait_for_pod=30.0, kubeconfig=str(tmp_path / "missing-kubeconfig"))
+    prov = MetadataProvider(cfg, "n1")
+    await prov.start()  # no exception: the shipper starts without metadata
+    try:
+        assert "no API access" in caplog.text and "missing-kubeconfig" in caplog.text
+        opening = prov.open_file(PATH, source(), 0.0)  # no wait for a pod that can never be seen
+        assert opening is not None and opening.metadata is not None
+        fields, _ = opening.metadata.fields()
+        assert fields["kubernetes"]["metadata"] == "partial"
+    finally:
+        await prov.close()
