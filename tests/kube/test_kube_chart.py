@@ -110,6 +110,13 @@ def shipper_pods() -> list[dict[str, Any]]:
     return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
 
 
+def aggregator_pods() -> list[dict[str, Any]]:
+    pods: list[dict[str, Any]] = kubectl_json(
+        "get", "pods", "-n", NAMESPACE, "-l", "app.kubernetes.io/component=aggregator"
+    )["items"]
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+
+
 def wait_ready(timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -119,6 +126,7 @@ def wait_ready(timeout: float = 180) -> None:
             ds.get("numberReady") == ds.get("desiredNumberScheduled") == ds.get("updatedNumberScheduled") == 1
             and dep.get("readyReplicas") == dep.get("updatedReplicas") == 2
             and len(shipper_pods()) == 1
+            and len(aggregator_pods()) == 2
         ):
             return
         assert time.monotonic() < deadline, f"not ready: {ds} {dep}"
@@ -401,6 +409,19 @@ def test_upgrade_rolls_the_shippers_which_resume_from_their_checkpoints(release:
     )
     wait_pod_phase(APPS_NAMESPACE, pod, "Running")
     time.sleep(5)
+    # a rotated OpenSearch password: the upgrade restarts the aggregators, which read it from the files
+    old_aggregators = {p["metadata"]["uid"] for p in aggregator_pods()}
+    new_password = secrets.token_urlsafe(16)
+    apply(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "opensearchaccount", "namespace": NAMESPACE},
+                "stringData": {"username": SECRET_USER, "password": new_password},
+            }
+        )
+    )
     # a changed shipper config (and Kubernetes metadata on): the DaemonSet rolls while the pod writes
     helm(
         "upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "-f", str(VALUES), *node_args(),
@@ -411,6 +432,13 @@ def test_upgrade_rolls_the_shippers_which_resume_from_their_checkpoints(release:
     wait_ready()
     (new,) = shipper_pods()
     assert new["metadata"]["uid"] != old["metadata"]["uid"]
+    aggregators = aggregator_pods()
+    assert not {p["metadata"]["uid"] for p in aggregators} & old_aggregators, "the aggregators must restart"
+    for p in aggregators:
+        got = kubectl(
+            "exec", "-n", NAMESPACE, p["metadata"]["name"], "--", "cat", "/etc/logship/opensearch-auth/password"
+        )
+        assert got == new_password
     cm = kubectl_json("get", "configmap", "-n", NAMESPACE, f"{RELEASE}-shipper")
     assert yaml.safe_load(cm["data"]["logship.yml"])["shipper"]["scan_interval"] == "2s"
     assert kubectl("get", "pod", "-n", APPS_NAMESPACE, pod, "-o", "jsonpath={.status.phase}") == "Running", (
