@@ -93,7 +93,7 @@ def search_all(index: str, query: dict[str, Any]) -> list[dict[str, Any]]:
         "size": 5000,
         "version": True,
         "track_total_hits": True,
-        "_source": ["message", "stream", "tags", "kubernetes", "log"],
+        "_source": ["message", "stream", "tags", "kubernetes", "log", "container"],
     }
     found = opensearch(
         "POST", f"/{urllib.parse.quote(index)}/_search?scroll=1m&ignore_unavailable=true&allow_no_indices=true", body

@@ -49,7 +49,7 @@ APPS = "logstash-logs-app-*"
 SECRET_USER = "logship-writer"
 # pod names unique per session: a reused cluster (LOGSHIP_KUBE_KEEP) may still hold an earlier run's logs
 RUN = secrets.token_hex(3)
-PRINTER, BUSY, STEADY, USERSTORE = (f"{n}-{RUN}" for n in ("printer", "busy", "steady", "userstore"))
+PRINTER, BUSY, STEADY, USERSTORE, WEB = (f"{n}-{RUN}" for n in ("printer", "busy", "steady", "userstore", "web"))
 
 
 def node_args() -> list[str]:
@@ -70,7 +70,11 @@ def pod_manifest(name: str, script: str, namespace: str = APPS_NAMESPACE) -> str
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "namespace": namespace},
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app": name, "app.kubernetes.io/part-of": "shop"},
+        },
         "spec": {
             "restartPolicy": "Never",
             "automountServiceAccountToken": False,
@@ -170,11 +174,9 @@ def test_install_becomes_ready(release: str) -> None:
         "logship", "test", "output", "-c", "/etc/logship/logship.yml",
     )  # fmt: skip
     assert f"{RELEASE}-aggregator.{NAMESPACE}.svc:5044: connection OK" in out
-    # no API token in pods that do not call the API server
-    for p in [
-        pod,
-        *kubectl_json("get", "pods", "-n", NAMESPACE, "-l", "app.kubernetes.io/component=aggregator")["items"],
-    ]:
+    # an API token only where the API is called: the shipper, for its Kubernetes metadata (on by default)
+    assert [v for v in pod["spec"]["volumes"] if v["name"].startswith("kube-api-access")]
+    for p in kubectl_json("get", "pods", "-n", NAMESPACE, "-l", "app.kubernetes.io/component=aggregator")["items"]:
         assert not [v for v in p["spec"]["volumes"] if v["name"].startswith("kube-api-access")], p["metadata"]["name"]
 
 
@@ -223,6 +225,56 @@ def test_container_lines_arrive_once_with_partials(release: str) -> None:
         )
         assert src["tags"][0] == "containers" and d["_index"].startswith("logstash-logs-containers-")
         assert d["_version"] == 1
+        # from the API server's watch of this node's pods, not from the file name
+        assert k["labels"] == {"app": pod, "app_kubernetes_io/part-of": "shop"}, k
+        assert k["pod"]["uid"] and "metadata" not in k  # not flagged partial
+
+
+def test_documents_carry_labels_and_the_owner_from_the_api(release: str) -> None:
+    """A Deployment's pod: labels, the Deployment's name (from the ReplicaSet), the image, the node."""
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": WEB, "namespace": APPS_NAMESPACE},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": WEB}},
+            "template": {
+                "metadata": {"labels": {"app": WEB, "tier": "frontend"}},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "containers": [
+                        {
+                            "name": "web",
+                            "image": BUSYBOX,
+                            "imagePullPolicy": "Never",
+                            "command": ["/bin/sh", "-c", "for i in $(seq 1 20); do echo web $i; done; sleep 3600"],
+                        }
+                    ],
+                },
+            },
+        },
+    }
+    apply(json.dumps(deployment))
+    try:
+        deadline = time.monotonic() + 180
+        pods: list[dict[str, Any]] = []
+        while not pods and time.monotonic() < deadline:
+            pods = kubectl_json("get", "pods", "-n", APPS_NAMESPACE, "-l", f"app={WEB}")["items"]
+            time.sleep(1)
+        (pod,) = pods
+        docs = wait_for_count(lambda: pod_docs(CONTAINERS, APPS_NAMESPACE, pod["metadata"]["name"]), 20)
+        assert sorted(d["_source"]["message"] for d in docs) == sorted(f"web {i}" for i in range(1, 21))
+        for d in docs:
+            src = d["_source"]
+            k = src["kubernetes"]
+            assert k["deployment"]["name"] == WEB and k["replicaset"]["name"].startswith(WEB), k
+            assert k["labels"]["app"] == WEB and k["labels"]["tier"] == "frontend"
+            assert k["pod"]["uid"] == pod["metadata"]["uid"]
+            assert k["node"]["name"] == node_name()
+            assert src["container"]["image"]["name"] == BUSYBOX
+    finally:
+        kubectl("delete", "deployment", "-n", APPS_NAMESPACE, WEB, "--wait=false", check=False)
 
 
 def test_kubelet_rotation_loses_and_doubles_nothing(release: str) -> None:
@@ -345,7 +397,8 @@ CHECKS = [
     ("get", "secrets"), ("list", "configmaps"), ("create", "pods"), ("delete", "pods"), ("update", "nodes"),
     ("create", "events"), ("list", "services"), ("list", "secrets"), ("patch", "daemonsets.apps"),
 ]  # fmt: skip
-METADATA_GRANTS = {(v, r) for v in ("get", "list", "watch") for r in ("pods", "nodes", "namespaces")}
+# exactly what the shipper's watch calls (list, then watch), nothing more
+METADATA_GRANTS = {(v, r) for v in ("list", "watch") for r in ("pods", "nodes", "namespaces")}
 
 
 def can_i(sa: str, verb: str, resource: str) -> bool:
@@ -361,9 +414,9 @@ def granted(sa: str) -> set[tuple[str, str]]:
     return {(v, r) for v, r in CHECKS if can_i(sa, v, r)}
 
 
-def test_rbac_without_kubernetes_metadata(release: str) -> None:
-    # the code calls the API server nowhere today: neither ServiceAccount may do anything
-    assert granted(f"{RELEASE}-shipper") == set()
+def test_rbac_with_kubernetes_metadata(release: str) -> None:
+    # as installed (metadata on by default): read-only pods/nodes/namespaces for the shipper, nothing else
+    assert granted(f"{RELEASE}-shipper") == METADATA_GRANTS
     assert granted(f"{RELEASE}-aggregator") == set()
 
 
@@ -422,10 +475,10 @@ def test_upgrade_rolls_the_shippers_which_resume_from_their_checkpoints(release:
             }
         )
     )
-    # a changed shipper config (and Kubernetes metadata on): the DaemonSet rolls while the pod writes
+    # a changed shipper config (and Kubernetes metadata off): the DaemonSet rolls while the pod writes
     helm(
         "upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "-f", str(VALUES), *node_args(),
-        "--set", "shipper.config.scan_interval=2s", "--set", "shipper.config.kubernetes.enabled=true",
+        "--set", "shipper.config.scan_interval=2s", "--set", "shipper.config.kubernetes.enabled=false",
         "--wait", "--timeout", "5m",
     )  # fmt: skip
     kubectl("rollout", "status", "-n", NAMESPACE, f"ds/{RELEASE}-shipper", "--timeout=180s")
@@ -456,12 +509,12 @@ def test_upgrade_rolls_the_shippers_which_resume_from_their_checkpoints(release:
     assert (state_dir() / "registry.json").is_file()
 
 
-def test_rbac_with_kubernetes_metadata(release: str) -> None:
-    # after the upgrade above: read-only pods/nodes/namespaces for the shipper, still nothing else
-    assert granted(f"{RELEASE}-shipper") == METADATA_GRANTS
+def test_rbac_without_kubernetes_metadata(release: str) -> None:
+    # after the upgrade above turned metadata off: no role, no token, the API is called nowhere
+    assert granted(f"{RELEASE}-shipper") == set()
     assert granted(f"{RELEASE}-aggregator") == set()
     (pod,) = shipper_pods()
-    assert [v for v in pod["spec"]["volumes"] if v["name"].startswith("kube-api-access")]
+    assert not [v for v in pod["spec"]["volumes"] if v["name"].startswith("kube-api-access")]
 
 
 def test_uninstall_keeps_the_node_checkpoints(release: str) -> None:
