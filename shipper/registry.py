@@ -43,12 +43,14 @@ class Entry:
     real: str = ""  # where the file itself was last seen (follows rotations)
     size: int = -1  # its size when last seen; -1: unknown
     lost_from: int = -1  # bytes from here on were already counted as lost (so a restart does not count them again)
+    done: bool = False  # the generation was rotated away and read to its end: `size` is its final size
     read_out: bool = False  # this process read it to the end (not saved: after a restart it is read again)
 
     @property
     def finished(self) -> bool:
-        """Everything the file was seen to hold is acknowledged."""
-        return self.size >= 0 and self.offset >= self.size
+        """A generation that will not grow any more, acknowledged to its end. (A live file's `size` is only
+        what was last seen: it may have grown since, so it is never finished.)"""
+        return self.done and self.offset >= self.size
 
 
 @dataclass(slots=True, frozen=True)
@@ -127,6 +129,13 @@ class Checkpoints:
                 e.fp_len, e.fp_hash = fp_len, fp_hash
             self.changed = True
 
+    def complete(self, key: str, size: int) -> None:
+        """The generation was rotated away (or given up) and read to its end: `size` is final."""
+        e = self.entries.get(key)
+        if e is not None and not (e.done and e.size == size):
+            e.done, e.size = True, size
+            self.changed = True
+
     def give_up(self, key: str, offset: int) -> None:
         """Bytes before `offset` cannot be read any more (counted as lost): do not look for them again."""
         e = self.entries.get(key)
@@ -184,6 +193,7 @@ class Checkpoints:
                         "real": e.real,
                         "size": e.size,
                         "lost_from": e.lost_from,
+                        "done": e.done,
                     }
                     for k, e in self.entries.items()
                 },
@@ -212,6 +222,7 @@ class Checkpoints:
                 str(f.get("real") or path),
                 int(f.get("size", -1)),
                 int(f.get("lost_from", -1)),
+                bool(f.get("done", False)),
             )
         return cls(entries)
 

@@ -472,6 +472,7 @@ class Tailer:
             entry = self._checkpoints.entries.get(key)
             if entry is not None:  # its windows are on their way: not to be looked for if its inode is reused
                 entry.read_out = True
+                self._checkpoints.complete(key, max(h.read_offset, entry.offset))
         h.close()
 
     def close(self) -> None:

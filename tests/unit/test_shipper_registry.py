@@ -108,13 +108,17 @@ def test_retire_moves_the_entry_and_the_windows_in_flight_of_the_old_generation(
 def test_observe_grows_the_fingerprint_and_size_without_an_ack_and_finished_follows() -> None:
     c = Checkpoints()
     c.set_now("k", Position("/f", 0, 0, "e", "/f"), 1.0, size=0)
-    assert c.entries["k"].finished
+    assert not c.entries["k"].finished  # a live file may grow: never finished by its size alone
     c.observe("k", "/real/f", (1024, "full"), 5000, 2.0)
     e = c.entries["k"]
     assert (e.fp_len, e.fp_hash, e.size, e.real, e.offset) == (1024, "full", 5000, "/real/f", 0)
     assert not e.finished and c.changed
     c.ack(c.open_window({"k": Position("/f", 5000, 10, "short")}), 3.0)
-    assert e.offset == 5000 and e.fp_len == 1024 and e.finished  # an ack never shrinks the fingerprint
+    assert e.offset == 5000 and e.fp_len == 1024  # an ack never shrinks the fingerprint
+    assert not e.finished
+    c.complete("k", 5000)  # rotated away and read to its end
+    assert e.finished and e.done
+    assert Checkpoints.from_bytes(c.to_bytes()).entries["k"].finished
     c.give_up("k", 6000)
     assert e.offset == 6000
 
