@@ -158,10 +158,11 @@ def private_rig(tmp_path: Path, private_opensearch: PlainNode, index_prefix: str
     r = Rig(tmp_path, private_opensearch.url, index_prefix)
     yield r
     r.close()
-    try:
-        search.request(f"{private_opensearch.url}/{index_prefix}*", "DELETE")
-    except (search.SearchError, OSError):
-        pass
+    for path in (f"/{index_prefix}*", f"/_index_template/{index_prefix}logstash-logs"):
+        try:
+            search.request(private_opensearch.url + path, "DELETE")
+        except (search.SearchError, OSError):
+            pass
 
 
 @pytest.fixture

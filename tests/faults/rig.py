@@ -82,6 +82,8 @@ class Rig:
                 {"tag": "app", "index": p + "logstash-logs-app-%{+YYYY.MM.dd}"},
             ],
             "default_index": p + "logstash-logs-unrouted-%{+YYYY.MM.dd}",
+            # prefixed too, or the test's template would claim logstash-logs-* beside other tests' templates
+            "family_index": p + "logstash-logs-{family}-%{+YYYY.MM.dd}",
             "opensearch": {"hosts": [self.url], "timeout": "10s"},
             "bulk": {"max_delay": "200ms", "backoff": {"initial": "200ms", "max": "2s"}},
             "template": {"name": p + "logstash-logs", "replicas": 0},

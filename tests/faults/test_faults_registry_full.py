@@ -70,7 +70,9 @@ def test_registry_disk_full_then_space_returns(rig: Rig, tmp_path: Path) -> None
             return sum(offsets.values()) > sum(frozen.values()) and offsets != frozen
 
         wait_for(caught_up, 30, "the registry to advance after space returned")
-        assert not [p.name for p in fs.iterdir() if p.name not in ("registry.json", ".filler")], "temp files left"
+        # beside the registry: its lock and the node's agent identity, and no temp file
+        kept = ("registry.json", "registry.json.lock", "agent.json", ".filler")
+        assert not [p.name for p in fs.iterdir() if p.name not in kept], "temp files left"
     finally:
         rig.close()
         fs_cm.__exit__(None, None, None)

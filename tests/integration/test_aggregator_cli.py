@@ -40,6 +40,7 @@ aggregator:
     - {{tag: containers, index: "{prefix}containers-%{{+YYYY.MM.dd}}"}}
     - {{tag: app, index: "{prefix}app-%{{+YYYY.MM.dd}}"}}
   default_index: "{prefix}unrouted-%{{+YYYY.MM.dd}}"
+  family_index: "{prefix}{{family}}-%{{+YYYY.MM.dd}}"
   opensearch:
     hosts: ["{url}"]
     username: logship
