@@ -42,17 +42,26 @@ async def test_node_is_the_opensearch_version_under_test(os_client: AsyncOpenSea
 def test_script_start_twice_and_restart(tmp_path: object) -> None:
     """A second start reports the running node instead of failing; stop/start cycles work."""
 
+    # an instance per version: data written by 3.x cannot be opened by 2.19 (a later run on this machine)
+    version = os.environ.get("LOGSHIP_TEST_OPENSEARCH_VERSION")
+    env = {k: v for k, v in os.environ.items() if k != "OPENSEARCH_VERSION"}
+    if version:
+        env["OPENSEARCH_VERSION"] = version
+    name = f"pytest-script-{version or 'default'}"
+
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(OPENSEARCH_SCRIPT), *args, "--name", "pytest-script", "--port", "9202"],
+            [str(OPENSEARCH_SCRIPT), *args, "--name", name, "--port", "9202"],
             capture_output=True,
             text=True,
             timeout=600,
+            env=env,
         )
 
     try:
-        for _ in range(2):
-            first = run("start")
+        for attempt in range(2):
+            # the first start wipes what an earlier run left; the second restarts on the data it kept
+            first = run("start", "--fresh") if attempt == 0 else run("start")
             assert first.returncode == 0, first.stderr
             assert first.stdout.strip() == "http://127.0.0.1:9202"
             second = run("start")
