@@ -91,6 +91,18 @@ def pod_manifest(name: str, script: str, namespace: str = APPS_NAMESPACE) -> str
     return json.dumps(pod)
 
 
+def counted_lines(line: str, total: int, pause_every: int) -> str:
+    """A pod script printing `line` (with its counter `$i`) `total` times, pausing 1 s every `pause_every`."""
+    return f"""
+        i=1
+        while [ $i -le {total} ]; do
+          echo "{line}"
+          [ $((i % {pause_every})) -eq 0 ] && sleep 1
+          i=$((i+1))
+        done
+        """
+
+
 def wait_pod_phase(namespace: str, name: str, phase: str = "Succeeded", timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -281,19 +293,7 @@ def test_kubelet_rotation_loses_and_doubles_nothing(release: str) -> None:
     pod = BUSY
     total = 20_000
     pad = "r" * 150
-    apply(
-        pod_manifest(
-            pod,
-            f"""
-            i=1
-            while [ $i -le {total} ]; do
-              echo "busy $i {pad}"
-              [ $((i % 1000)) -eq 0 ] && sleep 1
-              i=$((i+1))
-            done
-            """,
-        )
-    )
+    apply(pod_manifest(pod, counted_lines(f"busy $i {pad}", total, pause_every=1000)))
     rotated: set[str] = set()
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -447,19 +447,7 @@ def test_upgrade_rolls_the_shippers_which_resume_from_their_checkpoints(release:
     before = {d["_id"] for d in pod_docs(CONTAINERS, APPS_NAMESPACE, PRINTER)}
     assert len(before) == 1008
     pod, total = STEADY, 3000
-    apply(
-        pod_manifest(
-            pod,
-            f"""
-            i=1
-            while [ $i -le {total} ]; do
-              echo "steady $i"
-              [ $((i % 50)) -eq 0 ] && sleep 1
-              i=$((i+1))
-            done
-            """,
-        )
-    )
+    apply(pod_manifest(pod, counted_lines("steady $i", total, pause_every=50)))
     wait_pod_phase(APPS_NAMESPACE, pod, "Running")
     time.sleep(5)
     # a rotated OpenSearch password: the upgrade restarts the aggregators, which read it from the files
