@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A real single-node OpenSearch on this machine, for tests, the demo and benchmarks.
 #
-#   scripts/opensearch.sh start  [--name NAME] [--port PORT] [--heap SIZE] [--fresh] [--bind ADDR] [-E key=value ...]
+#   scripts/opensearch.sh start  [--name NAME] [--port PORT] [--heap SIZE] [--fresh] [--bind ADDR]
+#                                [--cluster CLUSTER --seeds PORT,PORT,... --managers NAME,NAME,...] [-E key=value ...]
 #   scripts/opensearch.sh stop   [--name NAME]
 #   scripts/opensearch.sh status [--name NAME]
 #   scripts/opensearch.sh url    [--name NAME]
@@ -13,6 +14,12 @@
 # /var/cache/logship for root so the unprivileged user can traverse it). Each named instance has its
 # own config, data and logs under $LOGSHIP_CACHE/instances/NAME. OpenSearch refuses to run as root,
 # so as root the node runs as the system user `logship-os`, created on first use.
+#
+# --cluster makes the instance one node of a multi-node cluster on loopback instead of a single node:
+# it joins the cluster named CLUSTER, finds its peers at the transport ports of --seeds (their HTTP
+# ports; transport = HTTP + 100, as for every instance here) and, on the cluster's first start, elects
+# its first cluster-manager among --managers (node names). Start the nodes at the same time: each one
+# waits until the cluster has formed and is at least yellow.
 set -euo pipefail
 
 # Supported and tested: 2.19 (the default) and 3.3; OPENSEARCH_VERSION=3.3.0 runs the 3.x line (Java 21+).
@@ -31,6 +38,9 @@ PORT=9200
 HEAP=512m
 FRESH=0
 BIND=""
+CLUSTER=""
+SEEDS=""
+MANAGERS=""
 EXTRA=()
 
 die() { echo "opensearch.sh: $*" >&2; exit 1; }
@@ -46,11 +56,28 @@ while [[ $# -gt 0 ]]; do
     --fresh) FRESH=1; shift ;;
     # also listen on ADDR (an address of a network namespace the caller runs this in)
     --bind) BIND="$2"; shift 2 ;;
+    --cluster) CLUSTER="$2"; shift 2 ;;
+    --seeds) SEEDS="$2"; shift 2 ;;
+    --managers) MANAGERS="$2"; shift 2 ;;
     -E) EXTRA+=("$2"); shift 2 ;;
     *) die "unknown option $1" ;;
   esac
 done
 [[ "$NAME" =~ ^[A-Za-z0-9_.-]+$ ]] || die "--name may only hold letters, digits, '.', '_' and '-'"
+if [[ -n "$CLUSTER" ]]; then
+  [[ "$CLUSTER" =~ ^[A-Za-z0-9_.-]+$ ]] || die "--cluster may only hold letters, digits, '.', '_' and '-'"
+  [[ "$SEEDS" =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--cluster needs --seeds PORT,PORT,... (the nodes' HTTP ports)"
+  [[ "$MANAGERS" =~ ^[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*$ ]] || die "--cluster needs --managers NAME,NAME,..."
+elif [[ -n "$SEEDS$MANAGERS" ]]; then
+  die "--seeds and --managers only make sense with --cluster"
+fi
+
+# "a,b" -> "[\"a\", \"b\"]" (a YAML list); each item gets PREFIX and SUFFIX
+yaml_list() {
+  local IFS=, out="" item
+  for item in $1; do out+="${out:+, }\"$2$item$3\""; done
+  echo "[$out]"
+}
 
 DIST="$CACHE/opensearch-$OPENSEARCH_VERSION"
 INST="${LOGSHIP_OS_INSTANCES:-$CACHE/instances}/$NAME"   # LOGSHIP_OS_INSTANCES: keep a test's nodes apart
@@ -163,12 +190,20 @@ start() {
   sed -i -e "s#file=logs/#file=$INST/logs/#" -e "s#ErrorFile=logs/#ErrorFile=$INST/logs/#" \
     -e "s#HeapDumpPath=data#HeapDumpPath=$INST/data#" "$INST/config/jvm.options"
   {
-    echo "cluster.name: logship-$NAME"
     echo "node.name: $NAME"
     if [[ -n "$BIND" ]]; then echo "network.host: [\"127.0.0.1\", \"$BIND\"]"; else echo "network.host: 127.0.0.1"; fi
     echo "http.port: $PORT"
     echo "transport.port: $((PORT + 100))"
-    echo "discovery.type: single-node"
+    if [[ -n "$CLUSTER" ]]; then
+      local seeds="" p
+      for p in ${SEEDS//,/ }; do seeds+="${seeds:+,}$((p + 100))"; done
+      echo "cluster.name: $CLUSTER"
+      echo "discovery.seed_hosts: $(yaml_list "$seeds" 127.0.0.1: "")"
+      echo "cluster.initial_cluster_manager_nodes: $(yaml_list "$MANAGERS" "" "")"
+    else
+      echo "cluster.name: logship-$NAME"
+      echo "discovery.type: single-node"
+    fi
     echo "path.data: $INST/data"
     echo "path.logs: $INST/logs"
     # a shared CI disk may be nearly full; the watermarks would otherwise make indices read-only
