@@ -24,7 +24,7 @@ from aggregator.config import AggregatorConfig
 from aggregator.metrics import Metrics
 from aggregator.pipeline import Pipeline
 from aggregator.routing import Router
-from aggregator.sink import BlackholeSink, OpenSearchSink, Sink, describe
+from aggregator.sink import BlackholeSink, OpenSearchSink, Sink, close_client, describe
 from aggregator.template import index_patterns, install_ism_policy, install_template, template_installed
 from logship.backoff import Backoff
 from logship.config import ConfigError
@@ -86,8 +86,21 @@ class Aggregator:
         if sink is None and blackhole:
             sink = BlackholeSink()
         if sink is None:
-            self.client, self.redact = build_client(cfg.opensearch, pool_size=cfg.bulk.concurrency + 2)
-            sink = OpenSearchSink(self.client, self.redact, gzip_bodies=cfg.bulk.gzip)
+            os_cfg = cfg.opensearch
+            self.client, self.redact = build_client(os_cfg, pool_size=2)  # template, readiness
+
+            def connect(url: str) -> AsyncOpenSearch:
+                return build_client(os_cfg, pool_size=cfg.bulk.concurrency + 2, hosts=[url])[0]
+
+            sink = OpenSearchSink(
+                connect,
+                os_cfg.hosts,
+                self.redact,
+                gzip_bodies=cfg.bulk.gzip,
+                sniff_interval=os_cfg.sniff_interval if os_cfg.sniff else None,
+                probe_timeout=min(5.0, os_cfg.timeout),
+                metrics=self.metrics,
+            )
         self.sink = sink
         self.pipeline = Pipeline(cfg, sink, self.metrics)
         listen = cfg.listen
@@ -135,6 +148,8 @@ class Aggregator:
         if setup_indices and self.client is not None:
             await _setup_indices(self.client, self.cfg, self.redact)
         self.pipeline.start()
+        if isinstance(self.sink, OpenSearchSink):
+            self.sink.start()
         await self.server.start()
         self.accepting = True
 
@@ -148,6 +163,8 @@ class Aggregator:
         await self.server.close(max(0.1, deadline - time.monotonic()))
         flushed = await self.pipeline.close(max(0.1, deadline - time.monotonic()))
         await self.sink.close()
+        if self.client is not None:
+            await close_client(self.client)
         await self.ops.close()
         return flushed
 

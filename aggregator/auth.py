@@ -61,10 +61,13 @@ def _sigv4_auth(cfg: OpenSearchConfig) -> Any:
     return AWSV4SignerAsyncAuth(credentials, cfg.aws_sigv4.region, cfg.aws_sigv4.service)
 
 
-def build_client(cfg: OpenSearchConfig, *, pool_size: int = 4) -> tuple[AsyncOpenSearch, Redactor]:
-    """An AsyncOpenSearch for `cfg` (no client-side retries: the sender owns retrying) and a redactor."""
+def build_client(
+    cfg: OpenSearchConfig, *, pool_size: int = 4, hosts: list[str] | None = None
+) -> tuple[AsyncOpenSearch, Redactor]:
+    """An AsyncOpenSearch for `cfg` (no client-side retries: the sender owns retrying) and a redactor;
+    `hosts` narrows it to some nodes (the sink keeps one client per node)."""
     kwargs: dict[str, Any] = {
-        "hosts": cfg.hosts,
+        "hosts": hosts or cfg.hosts,
         "timeout": cfg.timeout,
         "max_retries": 0,
         "retry_on_timeout": False,

@@ -2,14 +2,14 @@
 
 Every event is serialised exactly once, into a `create` action line carrying the event id as `_id`
 and a document line; retries resend those same bytes. `create` (not `index`) makes a resent window
-harmless: an id OpenSearch already has answers 409, which counts as delivered.
+harmless: an id OpenSearch already has answers 409, which counts as delivered. What each item's
+answer means is decided in `retry.py`.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -18,13 +18,6 @@ import xxhash
 
 from aggregator.accumulator import BulkItem, Ticket
 from aggregator.routing import STRICT_Z_TIMESTAMP, Router
-
-RETRYABLE_ITEM_STATUS = frozenset({429})
-
-
-def is_retryable(status: int) -> bool:
-    """429 (too many requests) and every 5xx are worth retrying; other 4xx will fail the same way again."""
-    return status in RETRYABLE_ITEM_STATUS or status >= 500
 
 
 def derived_id(event: dict[str, Any]) -> str:
@@ -202,52 +195,3 @@ def _dumps_any(value: Any) -> str:
 
 def body_of(items: list[BulkItem]) -> bytes:
     return b"".join([item.data for item in items])
-
-
-@dataclass
-class Outcome:
-    """A bulk response sorted per item: settled (indexed or already there), to retry, dead."""
-
-    delivered: list[BulkItem] = field(default_factory=list)
-    conflicts: int = 0  # of delivered: 409, the id was already indexed
-    retry: list[BulkItem] = field(default_factory=list)
-    retry_statuses: dict[int, int] = field(default_factory=dict)
-    dead: list[tuple[BulkItem, int, Any]] = field(default_factory=list)
-
-
-def classify(items: list[BulkItem], response: Any) -> Outcome:
-    """Match the response items (same order as the request) to ours and decide each one's fate.
-
-    A response that does not line up with the request (which OpenSearch never sends) retries all.
-    """
-    out = Outcome()
-    if isinstance(response, dict) and response.get("errors") is False:
-        out.delivered = items
-        return out
-    results = response.get("items") if isinstance(response, dict) else None
-    if not isinstance(results, list) or len(results) != len(items):
-        out.retry = items
-        out.retry_statuses[0] = len(items)
-        return out
-    for item, result in zip(items, results, strict=True):
-        body = next(iter(result.values()), None) if isinstance(result, dict) else None
-        status = body.get("status") if isinstance(body, dict) else None
-        if not isinstance(status, int):
-            out.retry.append(item)
-            out.retry_statuses[0] = out.retry_statuses.get(0, 0) + 1
-        elif 200 <= status < 300:
-            out.delivered.append(item)
-        elif status == 409:
-            out.delivered.append(item)
-            out.conflicts += 1
-        elif is_retryable(status):
-            out.retry.append(item)
-            out.retry_statuses[status] = out.retry_statuses.get(status, 0) + 1
-        else:
-            assert isinstance(body, dict)
-            out.dead.append((item, status, body.get("error")))
-    return out
-
-
-# Only what classify() reads: keeps responses for 5 MiB requests small and cheap to parse.
-FILTER_PATH = "errors,items.*.status,items.*.error"

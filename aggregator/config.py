@@ -74,7 +74,13 @@ class AwsSigV4Config(StrictModel):
 
 
 class OpenSearchConfig(StrictModel):
+    # every node of the cluster (requests are spread over the ones that answer); one URL may be given
+    # as a plain string
     hosts: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:9200"], min_length=1)
+    # ask the cluster for its nodes' addresses (`_nodes/http`) at start and every sniff_interval.
+    # Off by default: Amazon OpenSearch Service forbids it (and a load balancer in front hides the nodes).
+    sniff: bool = False
+    sniff_interval: Duration = Field(300.0, gt=0)
     username: SecretStr | None = None
     password: SecretStr | None = None
     username_file: str | None = None
@@ -84,14 +90,26 @@ class OpenSearchConfig(StrictModel):
     aws_sigv4: AwsSigV4Config | None = None
     timeout: Duration = Field(60.0, gt=0)
 
+    @field_validator("hosts", mode="before")
+    @classmethod
+    def _one_host(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
     @field_validator("hosts")
     @classmethod
-    def _no_userinfo(cls, hosts: list[str]) -> list[str]:
+    def _valid_hosts(cls, hosts: list[str]) -> list[str]:
         for h in hosts:
             if "@" in h.split("//", 1)[-1].split("/", 1)[0]:
                 # credentials in a URL end up in logs and error messages; keep them in their own keys
                 raise ValueError("put credentials in username/password (or *_file), not in the host URL")
-        return hosts
+            scheme, sep, rest = h.partition("://")
+            if not sep or scheme.lower() not in ("http", "https") or not rest.split("/", 1)[0]:
+                raise ValueError(f"{h!r} is not a node URL such as https://opensearch-0.example:9200")
+        if len({h.rstrip("/") for h in hosts}) != len(hosts):
+            raise ValueError("a node is listed twice")
+        if len({h.partition("://")[0].lower() for h in hosts}) > 1:
+            raise ValueError("mixes http:// and https:// nodes; one cluster speaks one of them")
+        return [h.rstrip("/") for h in hosts]
 
     def credentials(self) -> tuple[str, str] | None:
         """(username, password) from the inline values or the mounted secret files; None if unset."""

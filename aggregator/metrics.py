@@ -45,4 +45,10 @@ class Metrics:
         self.queue_depth = Gauge(
             "logship_aggregator_queue_events", "Events received and not yet settled by OpenSearch", registry=r
         )
+        self.node_up = Gauge(
+            "logship_aggregator_opensearch_node_up",
+            "1 while an OpenSearch node takes bulk requests, 0 while it is out (probed with backoff)",
+            ["node"],
+            registry=r,
+        )
         self.windows_acked = Counter("logship_aggregator_windows_acked", "Windows settled and acknowledged", registry=r)

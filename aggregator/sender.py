@@ -8,10 +8,8 @@ OpenSearch's ceiling is reached by keeping every slot busy), or when it has wait
 light load is acknowledged in milliseconds, and under a heavy one batches fill up while the slots are
 busy.
 
-Retries: a request that fails as a whole (connection error, timeout, 429, 5xx) is resent after a
-capped, jittered backoff, forever; per-item 429/5xx resend only those items. Per-item 4xx go to the
-dead-letter file. A whole-request 400/413 (this body can never succeed) is split in halves until the
-offending event is alone, and that one is dead-lettered.
+Retries: `retry.py` decides what a failure or an answer means (resend after a capped, jittered
+backoff, forever; resend only the rejected items; split; dead-letter); this module only acts on it.
 """
 
 from __future__ import annotations
@@ -24,9 +22,10 @@ from collections.abc import Callable
 from typing import Any
 
 from aggregator.accumulator import Accumulator, BulkItem, settle_items
-from aggregator.bulk import body_of, classify
+from aggregator.bulk import body_of
 from aggregator.deadletter import DeadLetterFile
 from aggregator.metrics import Metrics
+from aggregator.retry import Action, after_failure, sort_items, split
 from aggregator.sink import Sink, SinkError
 from logship.backoff import Backoff
 
@@ -139,8 +138,14 @@ class Sender:
             except SinkError as exc:
                 self.metrics.bulk_latency.observe(time.monotonic() - started)
                 self.metrics.bulk_requests.labels("failed").inc()
-                if not exc.retryable:
-                    pending.extend(await self._split_or_dead_letter(items, exc))
+                action = after_failure(exc.status, len(items))
+                if action is Action.SPLIT:
+                    log.warning("bulk of %d events refused as a whole (%s); splitting it", len(items), exc)
+                    pending.extend(split(items))
+                    continue
+                if action is Action.DEAD_LETTER:
+                    reason = {"type": "request_rejected", "reason": str(exc)}
+                    await self._dead_letter([(items[0], exc.status, reason)])
                     continue
                 delay = backoff.next()
                 self.metrics.retried.labels(str(exc.status) if exc.status else "connection").inc(len(items))
@@ -150,7 +155,7 @@ class Sender:
                 continue
             self.metrics.bulk_latency.observe(time.monotonic() - started)
             self.metrics.bulk_docs.observe(len(items))
-            outcome = classify(items, response)
+            outcome = sort_items(items, response)
             if outcome.dead:
                 await self._dead_letter(outcome.dead)
             self._settle(outcome.delivered, duplicates=outcome.conflicts)
@@ -171,14 +176,6 @@ class Sender:
             else:
                 self.metrics.bulk_requests.labels("ok").inc()
                 backoff.reset()
-
-    async def _split_or_dead_letter(self, items: list[BulkItem], exc: SinkError) -> list[list[BulkItem]]:
-        if len(items) > 1:
-            half = len(items) // 2
-            log.warning("bulk of %d events refused as a whole (%s); splitting it", len(items), exc)
-            return [items[:half], items[half:]]
-        await self._dead_letter([(items[0], exc.status, {"type": "request_rejected", "reason": str(exc)})])
-        return []
 
     async def _dead_letter(self, dead: list[tuple[BulkItem, int, Any]]) -> None:
         records = [(item.source, item.index, status, error) for item, status, error in dead]

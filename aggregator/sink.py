@@ -1,20 +1,32 @@
-"""Where bulk bodies go: OpenSearch's `_bulk`, or a blackhole that accepts everything (benchmarks).
+"""Where bulk bodies go: OpenSearch's `_bulk` over the cluster's nodes, or a blackhole that accepts
+everything (benchmarks).
 
-A sink sends one pre-built NDJSON body and returns the parsed response, or raises `SinkError` saying
-whether the whole request may be retried. It owns no retry policy; the sender does.
+A sink sends one pre-built NDJSON body and returns the parsed response, or raises `SinkError` with the
+HTTP status (0: no node answered). What a failure means for the events is `retry.py`'s decision, and
+the sender acts on it. The OpenSearch sink spreads requests over the healthy nodes (hosts.py): a node
+that does not answer is taken out, the same body goes to the next healthy node at once, and a
+background task probes the nodes that are out until they answer again. With `sniff`, the node list
+is refreshed from the cluster (`_nodes/http`) now and then.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gzip
+import logging
+import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from opensearchpy import AsyncOpenSearch, ConnectionTimeout, TransportError
 from opensearchpy import ConnectionError as OSConnectionError
 
 from aggregator.auth import Redactor
-from aggregator.bulk import FILTER_PATH, is_retryable
+from aggregator.hosts import HostPool
+from aggregator.metrics import Metrics
+from aggregator.retry import FILTER_PATH
+
+log = logging.getLogger(__name__)
 
 # Bodies below this are compressed inline; larger ones in a thread (zlib releases the GIL).
 _GZIP_INLINE_MAX = 64 * 1024
@@ -23,10 +35,13 @@ _GZIP_INLINE_MAX = 64 * 1024
 class SinkError(Exception):
     """A whole bulk request failed. `status` is the HTTP status (0: no answer, connection failed)."""
 
-    def __init__(self, message: str, status: int, retryable: bool) -> None:
+    def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
-        self.retryable = retryable
+
+
+class _Unreachable(Exception):
+    """This node did not answer (refused, reset, timed out): try another."""
 
 
 class Sink(Protocol):
@@ -52,10 +67,42 @@ class BlackholeSink:
 
 
 class OpenSearchSink:
-    def __init__(self, client: AsyncOpenSearch, redact: Redactor, *, gzip_bodies: bool = False) -> None:
-        self.client = client
+    """`connect(url)` makes the client of one node; one client per node keeps their pools apart."""
+
+    def __init__(
+        self,
+        connect: Callable[[str], AsyncOpenSearch],
+        hosts: list[str],
+        redact: Redactor,
+        *,
+        gzip_bodies: bool = False,
+        sniff_interval: float | None = None,
+        probe_timeout: float = 5.0,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.connect = connect
         self.redact = redact
         self.gzip_bodies = gzip_bodies
+        self.pool = HostPool(hosts)
+        self.clients: dict[str, AsyncOpenSearch] = {}
+        self.sniff_interval = sniff_interval
+        self.probe_timeout = probe_timeout
+        self.metrics = metrics
+        self._scheme = hosts[0].split("://", 1)[0] if "://" in hosts[0] else "http"
+        self._background: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        for url in hosts:
+            self._healthy(url, True)
+
+    def _client(self, url: str) -> AsyncOpenSearch:
+        client = self.clients.get(url)
+        if client is None:
+            client = self.clients[url] = self.connect(url)
+        return client
+
+    def _healthy(self, url: str, up: bool) -> None:
+        if self.metrics is not None:
+            self.metrics.node_up.labels(url).set(1 if up else 0)
 
     async def bulk(self, body: bytes, docs: int) -> Any:
         headers = {"content-type": "application/x-ndjson"}
@@ -65,34 +112,139 @@ class OpenSearchSink:
             else:
                 body = gzip.compress(body, 1)
             headers["content-encoding"] = "gzip"
+        tried: set[str] = set()
+        url = self.pool.pick()
+        while True:
+            tried.add(url)
+            try:
+                response = await self._send(url, body, headers)
+            except _Unreachable as exc:
+                delay = self.pool.failed(url, time.monotonic())
+                self._healthy(url, False)
+                self._start_background()
+                self._wake.set()
+                others = [u for u in self.pool.healthy if u not in tried]
+                log.warning(
+                    "%s; taking it out (probed again in %.1fs)%s",
+                    exc,
+                    delay,
+                    f", sending to {others[0]}" if others else "",
+                )
+                if not others:
+                    raise SinkError(str(exc), 0) from None
+                url = others[0]
+                continue
+            if self.pool.succeeded(url):
+                self._healthy(url, True)
+                log.info("OpenSearch node %s answers again", url)
+            return response
+
+    async def _send(self, url: str, body: bytes, headers: dict[str, str]) -> Any:
         try:
-            return await self.client.transport.perform_request(
+            return await self._client(url).transport.perform_request(
                 "POST", "/_bulk", params={"filter_path": FILTER_PATH}, body=body, headers=headers
             )
-        except ConnectionTimeout:  # OpenSearch may be paused, overloaded or restarting
-            raise SinkError("OpenSearch did not answer within aggregator.opensearch.timeout", 0, True) from None
+        except ConnectionTimeout:  # the node may be paused, overloaded or restarting
+            raise _Unreachable(f"OpenSearch node {url} did not answer within aggregator.opensearch.timeout") from None
         except OSConnectionError as exc:
-            raise SinkError(self.redact(f"cannot reach OpenSearch: {describe(exc)}"), 0, True) from None
+            raise _Unreachable(self.redact(f"cannot reach OpenSearch node {url}: {describe(exc)}")) from None
         except TransportError as exc:
             status = exc.status_code if isinstance(exc.status_code, int) else 0
             reason = self.redact(_reason(exc))
-            raise SinkError(f"OpenSearch answered {status}: {reason}", status, _request_retryable(status)) from None
+            raise SinkError(f"OpenSearch answered {status}: {reason}", status) from None
         except Exception as exc:  # e.g. an unreadable response: keep the events and try again
-            raise SinkError(self.redact(f"bulk request failed: {type(exc).__name__}: {exc}"), 0, True) from None
+            raise SinkError(self.redact(f"bulk request failed: {type(exc).__name__}: {exc}"), 0) from None
+
+    # -- background: probes of the nodes that are out, sniffing -----------------------------------------
+    def start(self) -> None:
+        """Start sniffing (if configured); probes start by themselves when a node is taken out."""
+        if self.sniff_interval is not None:
+            self._start_background()
+
+    def _start_background(self) -> None:
+        if self._background is None or self._background.done():
+            self._background = asyncio.create_task(self._run_background())
+
+    async def _run_background(self) -> None:
+        next_sniff = time.monotonic() if self.sniff_interval is not None else None
+        while True:
+            now = time.monotonic()
+            for url in self.pool.due(now):
+                await self._probe(url)
+            if next_sniff is not None and now >= next_sniff:
+                await self.sniff()
+                assert self.sniff_interval is not None
+                next_sniff = time.monotonic() + self.sniff_interval
+            due = self.pool.next_due()
+            if due is None and next_sniff is None:
+                return  # every node is back; the next failure starts this again
+            wake_at = min(t for t in (due, next_sniff) if t is not None)
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), max(0.05, wake_at - time.monotonic()))
+            except TimeoutError:
+                pass
+
+    async def _probe(self, url: str) -> None:
+        try:
+            await self._client(url).transport.perform_request("GET", "/", timeout=self.probe_timeout)
+        except Exception as exc:
+            delay = self.pool.failed(url, time.monotonic())
+            log.debug("probe of %s failed (%s); next in %.1fs", url, type(exc).__name__, delay)
+            return
+        if self.pool.succeeded(url):
+            self._healthy(url, True)
+            log.info("OpenSearch node %s answers again; sending to it", url)
+
+    async def sniff(self) -> None:
+        """Ask a healthy node for the cluster's HTTP addresses and use those nodes from now on."""
+        for url in self.pool.healthy or self.pool.urls:
+            try:
+                info = await self._client(url).transport.perform_request(
+                    "GET",
+                    "/_nodes/http",
+                    params={"filter_path": "nodes.*.http.publish_address"},
+                    timeout=self.probe_timeout,
+                )
+            except Exception as exc:
+                log.warning("sniffing the cluster's nodes from %s failed: %s", url, self.redact(type(exc).__name__))
+                continue
+            found = sniffed_hosts(info, self._scheme)
+            if found and set(found) != set(self.pool.urls):
+                log.info("OpenSearch nodes from sniffing: %s", ", ".join(found))
+                self.pool.replace(found)
+                for gone in set(self.clients) - set(found):
+                    await close_client(self.clients.pop(gone))
+                for new in found:
+                    self._healthy(new, new in self.pool.healthy)
+            return
 
     async def close(self) -> None:
-        await self.client.close()
-        # Transport.close() skips connections currently marked dead; close those too.
-        pool = getattr(self.client.transport, "connection_pool", None)
-        for conn in getattr(pool, "orig_connections", ()):
-            await conn.close()
+        if self._background is not None:
+            self._background.cancel()
+        for client in self.clients.values():
+            await close_client(client)
+        self.clients.clear()
 
 
-def _request_retryable(status: int) -> bool:
-    # 401/403/404 on the whole request are configuration or permission problems the operator can fix
-    # without restarting us: keep the events and keep trying. 400/413 mean this body cannot succeed.
-    # 0 is a failure without a status: retried, never dead-lettered.
-    return status not in (400, 413) and (status == 0 or is_retryable(status) or 400 <= status < 500)
+async def close_client(client: AsyncOpenSearch) -> None:
+    await client.close()
+    # Transport.close() skips connections currently marked dead; close those too.
+    pool = getattr(client.transport, "connection_pool", None)
+    for conn in getattr(pool, "orig_connections", ()):
+        await conn.close()
+
+
+def sniffed_hosts(info: Any, scheme: str) -> list[str]:
+    """Node URLs from a `_nodes/http` answer (publish_address is `host:port` or `name/ip:port`)."""
+    out: list[str] = []
+    nodes = info.get("nodes") if isinstance(info, dict) else None
+    for node in (nodes or {}).values():
+        address = node.get("http", {}).get("publish_address") if isinstance(node, dict) else None
+        if isinstance(address, str) and address:
+            address = address.rsplit("/", 1)[-1]
+            out.append(f"{scheme}://{address}")
+    return sorted(out)
 
 
 def describe(exc: OSConnectionError) -> str:

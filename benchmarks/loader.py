@@ -23,7 +23,8 @@ import aiohttp
 import orjson
 
 from aggregator.accumulator import Ticket
-from aggregator.bulk import FILTER_PATH, Encoder, body_of
+from aggregator.bulk import Encoder, body_of
+from aggregator.retry import FILTER_PATH
 from aggregator.routing import Router
 
 DEFAULT_ROUTES = [

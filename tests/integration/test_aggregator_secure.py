@@ -10,6 +10,7 @@ from opensearchpy import AsyncOpenSearch
 
 from aggregator.app import Aggregator, _test_output
 from aggregator.config import AggregatorConfig
+from aggregator.retry import Action, after_failure
 from aggregator.sink import SinkError
 from tests.faults.conftest import SecureNode, secure_opensearch  # noqa: F401  (the fixture)
 
@@ -88,7 +89,10 @@ async def test_wrong_password_is_reported_without_the_password(
     try:
         with pytest.raises(SinkError) as err:
             await agg.sink.bulk(b'{"create":{"_index":"t-agg-secure-x","_id":"1"}}\n{"a":1}\n', 1)
-        assert err.value.status == 401 and err.value.retryable  # kept and retried: fix the Secret, no loss
+        # kept and retried: fix the Secret, no loss
+        assert err.value.status == 401 and after_failure(err.value.status, 1) is Action.RETRY
         assert wrong not in str(err.value)
     finally:
         await agg.sink.close()
+        if agg.client is not None:
+            await agg.client.close()

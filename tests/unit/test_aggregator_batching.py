@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator.accumulator import Accumulator, BulkItem, Ticket, settle_items
-from aggregator.bulk import Encoder, body_of, classify, derived_id
+from aggregator.bulk import Encoder, body_of, derived_id
+from aggregator.retry import sort_items as classify
 from aggregator.routing import Router
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -34,6 +34,8 @@ aggregator:
   default_index: "logstash-logs-unrouted-%{+YYYY.MM.dd}"
   opensearch:
     hosts: ["https://opensearch.example:9200"]
+    sniff: false
+    sniff_interval: 5m
     username: ${OPENSEARCH_USERNAME:}
     password: ${OPENSEARCH_PASSWORD:}
     username_file: null
@@ -87,6 +89,39 @@ def test_errors_name_the_key(tmp_path: Path) -> None:
     text = str(err.value)
     assert "aggregator.bulk.concurency: unknown key" in text
     assert "aggregator.routes[0].index" in text and "'QQ'" in text
+
+
+def test_opensearch_hosts_one_url_or_a_list_and_clear_errors(tmp_path: Path) -> None:
+    one = load(tmp_path, "aggregator:\n  opensearch: {hosts: 'http://n1:9200/'}\n")
+    assert one.opensearch.hosts == ["http://n1:9200"] and one.opensearch.sniff is False
+    three = load(tmp_path, "aggregator:\n  opensearch: {hosts: [http://n1:9200, http://n2:9200, http://n3:9200]}\n")
+    assert len(three.opensearch.hosts) == 3
+    for hosts, says in (
+        ("[n1:9200]", "is not a node URL"),
+        ("[http://n1:9200, http://n1:9200/]", "listed twice"),
+        ("[http://n1:9200, https://n2:9200]", "mixes http:// and https://"),
+        ("[]", "at least 1"),
+    ):
+        with pytest.raises(ConfigError) as err:
+            load(tmp_path, f"aggregator:\n  opensearch: {{hosts: {hosts}}}\n")
+        assert "aggregator.opensearch.hosts" in str(err.value) and says in str(err.value), str(err.value)
+    with pytest.raises(ConfigError) as err:
+        load(tmp_path, "aggregator:\n  opensearch: {sniff_interval: 0s}\n")
+    assert "aggregator.opensearch.sniff_interval" in str(err.value)
+
+
+def test_sniffed_node_addresses() -> None:
+    from aggregator.sink import sniffed_hosts
+
+    info = {
+        "nodes": {
+            "a": {"http": {"publish_address": "10.0.0.2:9200"}},
+            "b": {"http": {"publish_address": "node-b.example/10.0.0.3:9200"}},
+            "c": {},
+        }
+    }
+    assert sniffed_hosts(info, "https") == ["https://10.0.0.2:9200", "https://10.0.0.3:9200"]
+    assert sniffed_hosts(None, "http") == [] and sniffed_hosts({"nodes": None}, "http") == []
 
 
 def test_credentials_from_secret_files_and_never_in_errors(tmp_path: Path) -> None:

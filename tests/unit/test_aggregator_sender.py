@@ -69,7 +69,7 @@ async def run(sink: ScriptedSink, tmp_path: Path, n: int) -> tuple[Ticket, Metri
 
 
 async def test_connection_errors_and_5xx_resend_the_whole_batch(tmp_path: Path) -> None:
-    sink = ScriptedSink([SinkError("down", 0, True), SinkError("busy", 503, True), "ok"])
+    sink = ScriptedSink([SinkError("down", 0), SinkError("busy", 503), "ok"])
     ticket, metrics, _ = await run(sink, tmp_path, 10)
     assert sink.sent == [list(range(10))] * 3
     assert ticket.done and metrics.indexed._value.get() == 10
@@ -99,7 +99,7 @@ async def test_item_errors_resend_only_failed_items_and_dead_letter_4xx(tmp_path
 async def test_whole_request_400_is_split_until_the_bad_event_is_alone(tmp_path: Path) -> None:
     def reject_7(ids: list[int]) -> dict[str, Any]:
         if 7 in ids:
-            raise SinkError("malformed", 400, False)
+            raise SinkError("malformed", 400)
         return {"errors": False}
 
     sink = ScriptedSink([reject_7] * 20)
@@ -117,7 +117,8 @@ async def test_unexpected_failures_and_unknown_statuses_are_retried_not_dead_let
     from opensearchpy import TransportError
 
     from aggregator.auth import Redactor
-    from aggregator.sink import OpenSearchSink, _request_retryable
+    from aggregator.retry import Action, after_failure
+    from aggregator.sink import OpenSearchSink
 
     async def weird(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("response could not be read for pw-secret-1")
@@ -127,9 +128,13 @@ async def test_unexpected_failures_and_unknown_statuses_are_retried_not_dead_let
 
     for failure in (weird, no_status):
         client = SimpleNamespace(transport=SimpleNamespace(perform_request=failure))
-        sink = OpenSearchSink(client, Redactor(["pw-secret-1"]))  # type: ignore[arg-type]
+        sink = OpenSearchSink(
+            lambda url, c=client: c,
+            ["http://n1:9200"],
+            Redactor(["pw-secret-1"]),
+        )
         with pytest.raises(SinkError) as err:
             await sink.bulk(b"{}\n{}\n", 1)
-        assert err.value.retryable and err.value.status == 0
+        assert err.value.status == 0 and after_failure(err.value.status, 1) is Action.RETRY
         assert "pw-secret-1" not in str(err.value)
-    assert [s for s in (0, 400, 401, 403, 404, 413, 429, 500, 503) if not _request_retryable(s)] == [400, 413]
+        assert sink.pool.healthy == ["http://n1:9200"]  # it answered: not taken out
