@@ -34,7 +34,9 @@ pytest-opensearch3: setup
 	LOGSHIP_TEST_OPENSEARCH_PORT=$${LOGSHIP_TEST_OPENSEARCH3_PORT:-9203} $(BIN)/pytest $(OPENSEARCH3_TESTS)
 
 # ruff, mypy (strict on the packages), then unit, integration, end-to-end, fault and deploy tests
-# against a real OpenSearch 2.19 that the tests start themselves, then the OpenSearch 3.3 pass.
+# against a real OpenSearch 2.19 that the tests start themselves, the cluster tests against a 3-node
+# 2.19 cluster they start (tests/cluster, ports LOGSHIP_TEST_CLUSTER_PORT=9260..9262), then the
+# OpenSearch 3.3 pass.
 test: lint typecheck pytest
 
 opensearch-start:
@@ -56,10 +58,12 @@ demo: setup
 
 # The fault tests with long outages: OpenSearch paused/stopped and the aggregator missing for 10
 # minutes while files rotate, logs written for 120 s while processes are killed, connections cut and
-# files rotated. See docs/guarantees.md. OUTAGE=seconds, RUN=seconds override.
+# files rotated; on the 3-node cluster (tests/cluster) a node killed for as long, the elected
+# cluster-manager paused for as long, the write queues full for the whole run. See docs/guarantees.md.
+# OUTAGE=seconds, RUN=seconds override.
 .PHONY: soak
 soak: setup
-	LOGSHIP_FAULT_OUTAGE_S=$${OUTAGE:-600} LOGSHIP_FAULT_RUN_S=$${RUN:-120} $(BIN)/pytest tests/faults -q
+	LOGSHIP_FAULT_OUTAGE_S=$${OUTAGE:-600} LOGSHIP_FAULT_RUN_S=$${RUN:-120} $(BIN)/pytest tests/faults tests/cluster -q
 
 # Benchmarks against a real OpenSearch (its own node, `bench` on port 9230): progress on stderr,
 # figures in benchmarks/results/<timestamp>.json plus PNG plots. See benchmarks/README.md.
