@@ -79,13 +79,17 @@ def settle_items(items: list[BulkItem]) -> int:
 
 
 class Accumulator:
-    """Packs items into batches of at most `max_docs` items and (unless one item is larger) `max_bytes`."""
+    """Packs items into batches of at most `max_docs` items and (unless one item is larger) `max_bytes`,
+    and decides when a partial batch goes out (`flush_in`)."""
 
-    def __init__(self, max_bytes: int, max_docs: int) -> None:
+    def __init__(self, max_bytes: int, max_docs: int, max_delay: float = 1.0) -> None:
         if max_bytes <= 0 or max_docs <= 0:
             raise ValueError("max_bytes and max_docs must be positive")
+        if max_delay < 0:
+            raise ValueError("max_delay must not be negative")
         self.max_bytes = max_bytes
         self.max_docs = max_docs
+        self.max_delay = max_delay
         self._items: list[BulkItem] = []
         self._bytes = 0
         self.oldest: float | None = None  # when the first item of the open batch was added
@@ -135,6 +139,28 @@ class Accumulator:
         if not open_items:
             self.oldest = None
         return out
+
+    def flush_in(self, now: float, *, in_flight: int, draining: bool) -> float | None:
+        """Seconds until a free request slot should take the open (partial) batch: 0 for now, None
+        when there is nothing to send. Full batches never wait here: `add`/`add_many` return them.
+
+        Now when draining (shutdown), when no request is in flight (nobody would come back to fill
+        the batch: the shippers are waiting for acks), when it is at least a quarter full (an idle
+        slot is worse for throughput than a smaller bulk: OpenSearch's ceiling is reached by keeping
+        every slot busy), or once it has waited `max_delay`; otherwise when `max_delay` is reached.
+        """
+        if not self._items:
+            return None
+        age = self.age(now)
+        if (
+            draining
+            or in_flight == 0
+            or age >= self.max_delay
+            or len(self._items) * 4 >= self.max_docs
+            or self._bytes * 4 >= self.max_bytes
+        ):
+            return 0.0
+        return self.max_delay - age
 
     def age(self, now: float) -> float:
         """How long the open batch has waited (0 when empty)."""

@@ -38,9 +38,8 @@ class Pipeline:
         self.dead_letter = DeadLetterFile(cfg.dead_letter.path, cfg.dead_letter.max_bytes, cfg.dead_letter.keep)
         self.sender = Sender(
             sink,
-            Accumulator(cfg.bulk.max_bytes, cfg.bulk.max_docs),
+            Accumulator(cfg.bulk.max_bytes, cfg.bulk.max_docs, cfg.bulk.max_delay),
             concurrency=cfg.bulk.concurrency,
-            max_delay=cfg.bulk.max_delay,
             backoff=(cfg.bulk.backoff.initial, cfg.bulk.backoff.max),
             dead_letter=self.dead_letter,
             metrics=metrics,

@@ -1,12 +1,9 @@
 """The bulk writer: packs items from every connection into batches and keeps `concurrency` requests
 in flight, retrying until each item is indexed or dead-lettered.
 
-Batching: full batches (max_bytes / max_docs) go out at once. A free request slot also takes a partial
-batch when nothing else is in flight (nobody would come back to fill it: the shippers are waiting for
-acks), when it is at least a quarter full (an idle slot is worse for throughput than a smaller bulk:
-OpenSearch's ceiling is reached by keeping every slot busy), or when it has waited `max_delay`. So a
-light load is acknowledged in milliseconds, and under a heavy one batches fill up while the slots are
-busy.
+Batching: full batches (max_bytes / max_docs) go out at once; when a free request slot takes a
+partial batch is the accumulator's rule (`Accumulator.flush_in`). So a light load is acknowledged in
+milliseconds, and under a heavy one batches fill up while the slots are busy.
 
 Retries: `retry.py` decides what a failure or an answer means (resend after a capped, jittered
 backoff, forever; resend only the rejected items; split; dead-letter); this module only acts on it.
@@ -39,7 +36,6 @@ class Sender:
         accumulator: Accumulator,
         *,
         concurrency: int,
-        max_delay: float,
         backoff: tuple[float, float],
         dead_letter: DeadLetterFile,
         metrics: Metrics,
@@ -48,7 +44,6 @@ class Sender:
         self.sink = sink
         self.acc = accumulator
         self.concurrency = concurrency
-        self.max_delay = max_delay
         self.backoff = backoff
         self.dead_letter = dead_letter
         self.metrics = metrics
@@ -95,23 +90,14 @@ class Sender:
         while True:
             if self._ready:
                 return self._ready.popleft()
-            timeout: float | None = None
-            if len(self.acc):
-                age = self.acc.age(time.monotonic())
-                if (
-                    self._draining
-                    or self._sending == 0
-                    or age >= self.max_delay
-                    or len(self.acc) * 4 >= self.acc.max_docs
-                    or self.acc.nbytes * 4 >= self.acc.max_bytes
-                ):
-                    return self.acc.take()
-                timeout = self.max_delay - age
-            elif self._stopping:
+            wait = self.acc.flush_in(time.monotonic(), in_flight=self._sending, draining=self._draining)
+            if wait == 0.0:
+                return self.acc.take()
+            if wait is None and self._stopping:
                 return None
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                await asyncio.wait_for(self._wake.wait(), wait)
             except TimeoutError:
                 pass
 

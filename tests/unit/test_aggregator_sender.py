@@ -53,9 +53,8 @@ async def run(sink: ScriptedSink, tmp_path: Path, n: int) -> tuple[Ticket, Metri
     ticket = Ticket(n, done.set)
     sender = Sender(
         sink,
-        Accumulator(10**6, 1000),
+        Accumulator(10**6, 1000, max_delay=0.05),
         concurrency=2,
-        max_delay=0.05,
         backoff=(0.001, 0.01),
         dead_letter=dlq,
         metrics=metrics,
