@@ -76,6 +76,7 @@ class Shipper:
                 backoff_max=cfg.output.backoff.max,
                 loadbalance=cfg.output.loadbalance,
                 max_pending_windows=cfg.output.max_pending_windows,
+                ttl=cfg.output.ttl,
             )
             send = self.client.send
         self.sender = Sender(

@@ -91,6 +91,9 @@ class RegistryConfig(StrictModel):
 class OutputConfig(StrictModel):
     hosts: list[HostPort] = Field(default_factory=lambda: ["logship-aggregator:5044"], min_length=1)
     loadbalance: bool = False
+    # Close and reopen each connection this often (once its windows are acked), looking the hosts up
+    # again: how a scaled-up aggregator Deployment gets its share. 0 = connections live until they fail.
+    ttl: Duration = Field(0.0, ge=0)
     window_size: int = Field(2048, ge=1)
     max_pending_windows: int = Field(2, ge=1)
     queue_windows: int = Field(2, ge=1)  # sealed windows waiting for the sender; readers pause beyond it
@@ -99,6 +102,15 @@ class OutputConfig(StrictModel):
     connect_timeout: Duration = Field(10.0, gt=0)
     backoff: Backoff = Field(default_factory=Backoff)
     tls: TLSSettings = Field(default_factory=TLSSettings)
+
+    @field_validator("ttl")
+    @classmethod
+    def _ttl(cls, v: float) -> float:
+        if 0 < v < 1:
+            raise ValueError(
+                f"ttl {v:g}s would reconnect many times a second; use 0 (off) or at least 1s (60s is typical)"
+            )
+        return v
 
 
 class HttpConfig(StrictModel):

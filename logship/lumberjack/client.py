@@ -5,14 +5,19 @@ target takes queued windows, writes them in order and matches acks in order; whe
 or goes silent for `timeout` (keepalive acks count as signs of life), its unacked windows go back to
 the front of the queue and are resent on the next connection, after a backoff with full jitter.
 
-Without loadbalance there is one worker that moves through `hosts` in order on failures; with it,
-one worker per host, and whichever is connected and free takes the next window.
+Each host name stands for every address it resolves to (`endpoints.py`; a headless Service gives one
+per replica), looked up again whenever a connection ends. Without loadbalance there is one worker that
+starts at a random endpoint and moves to the next one at every reconnect; with it, one worker per
+endpoint (workers come and go with the answers), and whichever is connected and free takes the next
+window. With a `ttl` every connection is closed and opened again once the TTL is over and its windows
+in flight are acked, which is how long-lived connections find new replicas.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import ssl as ssl_module
 from collections import deque
@@ -21,11 +26,14 @@ from dataclasses import dataclass, field
 
 from logship.backoff import Backoff
 from logship.lumberjack.codec import ProtocolError, encode_window
+from logship.lumberjack.endpoints import Endpoint, Lookup, Resolver, Rotation, getaddrinfo_lookup
 from logship.lumberjack.session import WriterSession
 
 log = logging.getLogger("logship.lumberjack.client")
 
 DEFAULT_PORT = 5044
+# Connections ending together (a TTL, a dead replica) share one lookup of the names.
+RESOLVE_MIN_INTERVAL = 1.0
 
 
 class ClientClosed(Exception):
@@ -63,6 +71,18 @@ class _Window:
     attempts: int = field(default=0)
 
 
+@dataclass(eq=False)
+class _Worker:
+    """One connection slot: a fixed endpoint (load balancing) or the rotation's choice (failover)."""
+
+    endpoint: Endpoint | None
+    session: WriterSession[_Window]
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    retired: bool = False  # its endpoint is no longer resolved: finish what is in flight, then stop
+    connected: bool = False
+
+
 class LumberjackClient:
     def __init__(
         self,
@@ -77,11 +97,15 @@ class LumberjackClient:
         backoff_max: float = 60.0,
         loadbalance: bool = False,
         max_pending_windows: int = 1,
+        ttl: float = 0.0,
+        lookup: Lookup = getaddrinfo_lookup,
     ) -> None:
         if not hosts:
             raise ValueError("at least one host is required")
         if not 0 <= compression_level <= 9:
             raise ValueError("compression_level must be between 0 (off) and 9")
+        if ttl < 0:
+            raise ValueError("ttl must be 0 (off) or positive")
         self.hosts = [parse_host(h) for h in hosts]
         self._ssl = ssl
         self._server_hostname = server_hostname
@@ -92,21 +116,28 @@ class LumberjackClient:
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
         self.loadbalance = loadbalance
+        self.ttl = ttl
         self.max_pending_windows = max(1, max_pending_windows)
         self._slots = asyncio.Semaphore(self.max_pending_windows)
-        # With load balancing each connection takes only its share, so the others get windows too.
-        workers = len(self.hosts) if loadbalance else 1
-        self._per_worker = -(-self.max_pending_windows // workers)
+        self._resolver = Resolver(self.hosts, lookup)
+        self._rotation = Rotation()
+        self._resolving: asyncio.Future[list[Endpoint]] | None = None
+        self._resolved_at = 0.0
         self._queue: deque[_Window] = deque()
-        self._wakeups: list[asyncio.Event] = []
-        self._workers: list[asyncio.Task[None]] = []
-        self._sessions: list[WriterSession[_Window]] = []
-        self._connected: set[int] = set()
+        self._workers: list[_Worker] = []
+        self._started = False
+        self._wake_turn = 0
         self._closed = False
+        self.connects = 0  # connections opened (a TTL shows as one more per TTL)
 
     @property
     def connected(self) -> bool:
-        return bool(self._connected)
+        return any(w.connected for w in self._workers)
+
+    @property
+    def endpoints(self) -> list[Endpoint]:
+        """The endpoints with a worker now (load balancing), for logs and tests."""
+        return [w.endpoint for w in self._workers if w.endpoint is not None and not w.retired]
 
     async def send(self, events: Sequence[bytes]) -> None:
         """Send one window (each item one JSON-encoded event); return once it is acked.
@@ -122,7 +153,7 @@ class LumberjackClient:
                 raise ClientClosed("client is closed")
             loop = asyncio.get_running_loop()
             window = _Window(encode_window(events, self.compression_level), len(events), loop.create_future())
-            self._start_workers()
+            self._start()
             self._queue.append(window)
             self._wake()
             try:
@@ -136,15 +167,18 @@ class LumberjackClient:
     async def close(self) -> None:
         """Stop all connections; pending send() calls raise ClientClosed."""
         self._closed = True
-        for task in self._workers:
+        if self._resolving is not None:
+            self._resolving.cancel()
+        tasks = [w.task for w in self._workers if w.task is not None]
+        for task in tasks:
             task.cancel()
-        for task in self._workers:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._workers.clear()
         pending = list(self._queue)
-        for session in self._sessions:
-            pending.extend(session.take_unacked())
+        for worker in self._workers:
+            pending.extend(worker.session.take_unacked())
+        self._workers.clear()
         self._queue.clear()
         for window in pending:
             if not window.done.done():
@@ -153,59 +187,120 @@ class LumberjackClient:
 
     # -- workers ---------------------------------------------------------------------------------
 
-    def _start_workers(self) -> None:
-        if self._workers:
+    def _start(self) -> None:
+        if self._started:
             return
-        targets = [[i] for i in range(len(self.hosts))] if self.loadbalance else [list(range(len(self.hosts)))]
-        for n, indices in enumerate(targets):
-            self._wakeups.append(asyncio.Event())
-            self._sessions.append(WriterSession(self.timeout, self._per_worker))
-            self._workers.append(asyncio.create_task(self._worker(n, indices), name=f"lumberjack-client-{n}"))
+        self._started = True
+        if self.loadbalance:
+            # the first lookup creates one worker per endpoint
+            self._spawn_lookup()
+        else:
+            self._add_worker(None)
+
+    def _add_worker(self, endpoint: Endpoint | None) -> None:
+        worker = _Worker(endpoint, WriterSession(self.timeout, 1))
+        worker.task = asyncio.create_task(self._worker(worker), name=f"lumberjack-client-{endpoint or 'failover'}")
+        self._workers.append(worker)
+        worker.task.add_done_callback(functools.partial(self._forget, worker))
+
+    def _forget(self, worker: _Worker, _task: asyncio.Task[None]) -> None:
+        if worker.retired and worker in self._workers:
+            self._workers.remove(worker)
 
     def _wake(self) -> None:
-        for event in self._wakeups:
-            event.set()
+        # The first worker woken takes the window: start with a different one each time.
+        workers = self._workers
+        if workers:
+            self._wake_turn = (self._wake_turn + 1) % len(workers)
+            for worker in workers[self._wake_turn :] + workers[: self._wake_turn]:
+                worker.wakeup.set()
 
-    async def _worker(self, n: int, host_indices: list[int]) -> None:
+    def _least_loaded(self, session: WriterSession[_Window]) -> bool:
+        """Whether no other open connection has fewer windows in flight (so the load spreads even
+        when fewer windows are outstanding than the connections could take)."""
+        mine = len(session.in_flight)
+        return all(
+            mine <= len(w.session.in_flight)
+            for w in self._workers
+            if w.connected and w.session is not session and w.session.has_room
+        )
+
+    def _spawn_lookup(self) -> asyncio.Future[list[Endpoint]]:
+        loop = asyncio.get_running_loop()
+        fresh = self._resolving is not None and loop.time() - self._resolved_at < RESOLVE_MIN_INTERVAL
+        if self._resolving is None or not (fresh or not self._resolving.done()):
+            self._resolved_at = loop.time()
+            self._resolving = asyncio.ensure_future(self._resolve())
+        return self._resolving
+
+    async def _resolve(self) -> list[Endpoint]:
+        endpoints = await self._resolver.endpoints()
+        if self.loadbalance and not self._closed:
+            self._sync_workers(endpoints)
+        return endpoints
+
+    def _sync_workers(self, endpoints: list[Endpoint]) -> None:
+        """One worker per endpoint: start the new ones, retire those no longer resolved."""
+        current = {w.endpoint: w for w in self._workers if not w.retired}
+        for endpoint in endpoints:
+            if endpoint not in current:
+                log.info("load balancing: adding %s", endpoint)
+                self._add_worker(endpoint)
+        for gone, worker in current.items():
+            if gone not in endpoints:
+                log.info("load balancing: %s no longer resolved; closing it once its windows are acked", gone)
+                worker.retired = True
+                worker.session.retire()
+                worker.wakeup.set()
+
+    def _share(self) -> int:
+        """Windows one connection may have in flight: the total, split over the connections."""
+        workers = sum(1 for w in self._workers if not w.retired) or 1
+        return -(-self.max_pending_windows // workers)
+
+    async def _next_endpoint(self, worker: _Worker) -> Endpoint | None:
+        endpoints = await asyncio.shield(self._spawn_lookup())
+        if worker.endpoint is not None:
+            return None if worker.retired else worker.endpoint
+        return self._rotation.pick(endpoints)
+
+    async def _worker(self, worker: _Worker) -> None:
         backoff = Backoff(self._backoff_initial, self._backoff_max)
-        wakeup = self._wakeups[n]
-        cursor = 0
-        while True:
+        loop = asyncio.get_running_loop()
+        while not worker.retired:
             # Connect lazily: only when there is something to send.
-            while not self._queue:
-                wakeup.clear()
-                await wakeup.wait()
-            index = host_indices[cursor]
-            host, port = self.hosts[index]
+            while not self._queue and not worker.retired:
+                worker.wakeup.clear()
+                await worker.wakeup.wait()
+            endpoint = await self._next_endpoint(worker)
+            if endpoint is None:
+                return
             try:
-                reader, writer = await self._connect(host, port)
+                reader, writer = await self._connect(endpoint)
             except (OSError, TimeoutError, ssl_module.SSLError) as exc:
                 delay = backoff.next()
-                log.warning(
-                    "cannot connect to %s:%d: %s; retrying in %.1fs",
-                    host,
-                    port,
-                    str(exc) or type(exc).__name__,
-                    delay,
-                )
-                cursor = (cursor + 1) % len(host_indices)
+                reason = str(exc) or type(exc).__name__
+                log.warning("cannot connect to %s: %s; retrying in %.1fs", endpoint, reason, delay)
                 await asyncio.sleep(delay)
                 continue
-            log.info("connected to %s:%d", host, port)
-            self._connected.add(n)
+            log.info("connected to %s", endpoint)
+            self.connects += 1
+            worker.connected = True
             # a fresh session per connection: nothing of a dead connection's half-read ack carries over
-            session = self._sessions[n] = WriterSession(self.timeout, self._per_worker)
+            session = worker.session = WriterSession(self.timeout, self._share(), self.ttl, loop.time())
+            if worker.retired:
+                session.retire()
             try:
-                await self._session(reader, writer, wakeup, session, backoff)
+                await self._session(reader, writer, worker.wakeup, session, backoff)
                 failed: BaseException | None = None
             except (OSError, TimeoutError, ProtocolError, ssl_module.SSLError, EOFError) as exc:
                 failed = exc
             except Exception as exc:
                 # A bug must not kill the worker and leave senders waiting forever: log, resend.
-                log.exception("unexpected error on the connection to %s:%d", host, port)
+                log.exception("unexpected error on the connection to %s", endpoint)
                 failed = exc
             finally:
-                self._connected.discard(n)
+                worker.connected = False
                 writer.close()
                 # Unacked windows go back to the front, in order, to be resent on the next connection.
                 unacked = session.take_unacked()
@@ -213,25 +308,26 @@ class LumberjackClient:
                     self._queue.extendleft(reversed(unacked))
                     self._wake()  # another connection may take them sooner
             if failed is None:
-                continue  # the peer closed an idle connection: reconnect when there is work
+                if session.retiring:
+                    log.info("connection to %s closed after its ttl of %gs; reconnecting", endpoint, self.ttl)
+                continue  # TTL, or the peer closed an idle connection: reconnect when there is work
             delay = backoff.next()
             log.warning(
-                "connection to %s:%d failed: %s; resending %d window(s) after %.1fs",
-                host,
-                port,
+                "connection to %s failed: %s; resending %d window(s) after %.1fs",
+                endpoint,
                 str(failed) or type(failed).__name__,
                 len(self._queue),
                 delay,
             )
-            cursor = (cursor + 1) % len(host_indices)
             await asyncio.sleep(delay)
 
-    async def _connect(self, host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        server_hostname = (self._server_hostname or host) if self._ssl else None
+    async def _connect(self, endpoint: Endpoint) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        # TLS checks the name that was configured, whichever of its addresses is connected to
+        server_hostname = (self._server_hostname or endpoint.host) if self._ssl else None
         async with asyncio.timeout(self.connect_timeout):
             return await asyncio.open_connection(
-                host,
-                port,
+                endpoint.address,
+                endpoint.port,
                 ssl=self._ssl,
                 server_hostname=server_hostname,
                 ssl_handshake_timeout=self.connect_timeout if self._ssl else None,
@@ -256,15 +352,19 @@ class LumberjackClient:
         session: WriterSession[_Window],
         backoff: Backoff,
     ) -> None:
-        """Write queued windows and hand acks to `session` until the connection fails (raises) or idles
-        out (returns). The ack rules live in the sans-IO `WriterSession`; this loop only moves bytes."""
+        """Write queued windows and hand acks to `session` until the connection fails (raises), idles out
+        or is retired with nothing in flight (returns). The ack and TTL rules live in the sans-IO
+        `WriterSession`; this loop only moves bytes and time."""
         loop = asyncio.get_running_loop()
         read_task: asyncio.Task[bytes] | None = None
         wake_task: asyncio.Task[bool] | None = None
         try:
             while True:
                 wakeup.clear()
-                while self._queue and session.has_room:
+                session.tick(loop.time())
+                if session.finished:
+                    return
+                while self._queue and session.has_room and self._least_loaded(session):
                     window = self._queue.popleft()
                     if window.done.done():
                         continue
@@ -277,7 +377,8 @@ class LumberjackClient:
                     read_task = asyncio.ensure_future(reader.read(65536))
                 if wake_task is None:
                     wake_task = asyncio.ensure_future(wakeup.wait())
-                wait = None if session.deadline is None else max(0.0, session.deadline - loop.time())
+                wake_at = session.wake_at()
+                wait = None if wake_at is None else max(0.0, wake_at - loop.time())
                 done, _ = await asyncio.wait({read_task, wake_task}, timeout=wait, return_when="FIRST_COMPLETED")
                 if not done and session.expired(loop.time()):
                     raise TimeoutError(f"no ack for {self.timeout:g}s")
@@ -296,7 +397,7 @@ class LumberjackClient:
                     if not acked.done.done():
                         acked.done.set_result(None)
                 if self._queue and session.has_room:
-                    wakeup.set()  # room for a queued window on this connection
+                    self._wake()  # room for a queued window on this connection or another
         finally:
             for t in (read_task, wake_task):
                 if t is not None:

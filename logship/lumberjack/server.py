@@ -22,31 +22,16 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from logship.lumberjack.codec import DataFrame, Decoder, ProtocolError, WindowFrame, encode_ack
+from logship.lumberjack.codec import ProtocolError, encode_ack
+from logship.lumberjack.connection import ConnectionClosed, ReaderConnection, ReceivedWindow, ServerLimits
 from logship.lumberjack.windows import WindowScheduler
+
+__all__ = ["Batch", "BatchHandler", "LumberjackServer", "ServerLimits", "decode_event", "decode_events"]
 
 log = logging.getLogger("logship.lumberjack.server")
 
 READ_CHUNK = 256 * 1024
-
-
-@dataclass(frozen=True)
-class ServerLimits:
-    max_frame_bytes: int = 16 * 1024 * 1024
-    max_window_size: int = 16384
-    max_decompressed_bytes: int = 64 * 1024 * 1024
-    # A connection must deliver its next whole window within this long of the previous ack (or of
-    # connecting): this closes idle connections and slow-drip ones that trickle bytes to stay open.
-    idle_timeout: float = 300.0
-    keepalive_interval: float = 2.0
-    # Bounds on what clients can make us hold: the payload bytes of one window (many frames, each
-    # under max_frame_bytes, would otherwise add up to max_window_size * max_frame_bytes; a
-    # connection also takes no new window while its unacked ones hold this much, so it holds at most
-    # ~2x this) and the number of connections. 0 = unlimited.
-    max_window_bytes: int = 128 * 1024 * 1024
-    max_connections: int = 4096
-    # Windows per connection handled at once (acked in order); with this many unacked, stop reading.
-    max_windows_in_flight: int = 4
+DEFAULT_LIMITS = ServerLimits()
 
 
 @dataclass
@@ -103,28 +88,19 @@ class _Metrics:
         )
 
 
-class _ConnectionClosed(Exception):
-    """Ends a connection with a reason to log."""
-
-    def __init__(self, message: str, reason: str, level: int = logging.WARNING) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.level = level
-
-
 class _Connection:
     """State shared by one connection's reading task, acking task and window handler tasks."""
 
     def __init__(self, peer: str, limits: ServerLimits, now: float) -> None:
         self.peer = peer
-        self.windows = WindowScheduler(limits.max_windows_in_flight, limits.max_window_bytes)
+        self.proto = ReaderConnection(limits, now)  # frames, windows, limits, idle clock (sans-IO)
+        self.windows: WindowScheduler = self.proto.windows
         self.handling: dict[int, asyncio.Future[None]] = {}  # ticket -> handler task
         self.errors: dict[int, BaseException] = {}  # ticket -> why its handler failed
         self.progress = asyncio.Event()  # a window started or finished, or reading ended: the acker looks
         self.room = asyncio.Event()  # windows were acked: the reader may take the next one
         self.reading: asyncio.Task[None] | None = None
         self.reading_done = False
-        self.last_progress = now  # loop time of the last window received or acked
 
     def finished(self, ticket: int, handling: asyncio.Future[None]) -> None:
         del self.handling[ticket]
@@ -143,7 +119,7 @@ class LumberjackServer:
         host: str = "0.0.0.0",
         port: int = 5044,
         ssl: ssl_module.SSLContext | None = None,
-        limits: ServerLimits = ServerLimits(),
+        limits: ServerLimits = DEFAULT_LIMITS,
         registry: CollectorRegistry | None = None,
     ) -> None:
         self._handler = handler
@@ -228,7 +204,7 @@ class LumberjackServer:
         log.debug("connection from %s", peer)
         try:
             await self._serve(conn, reader, writer)
-        except _ConnectionClosed as exc:
+        except ConnectionClosed as exc:
             log.log(exc.level, "closing connection from %s: %s", peer, exc)
             if self._metrics.enabled and exc.reason:
                 self._metrics.errors.labels(exc.reason).inc()
@@ -270,77 +246,31 @@ class LumberjackServer:
                     await t
 
     async def _read_windows(self, conn: _Connection, reader: asyncio.StreamReader) -> None:
-        limits = self.limits
+        """Bytes in, windows to their handlers; the rules are `ReaderConnection`'s."""
         loop = asyncio.get_running_loop()
-        decoder = Decoder(limits.max_frame_bytes, limits.max_decompressed_bytes, limits.max_window_size)
-        expected = 0  # size of the window being received; 0 = between windows
-        payloads: list[bytes] = []
-        window_bytes = 0
-        deadline = loop.time() + limits.idle_timeout
+        proto = conn.proto
         while True:
             try:
-                async with asyncio.timeout_at(deadline):
+                async with asyncio.timeout_at(proto.read_deadline(loop.time())):
                     data = await reader.read(READ_CHUNK)
             except TimeoutError:
-                # The clock runs from the last window received or acked: a writer waiting for acks of
-                # windows still being handled has nothing to send and is not idle.
-                now = loop.time()
-                deadline = (now if conn.windows.pending else conn.last_progress) + limits.idle_timeout
-                if deadline > now:
-                    continue
-                if expected or decoder.buffered:
-                    raise _ConnectionClosed(
-                        f"window not complete within {limits.idle_timeout:g}s "
-                        f"({len(payloads)} of {expected} events, {decoder.buffered} bytes of a frame)",
-                        "slow_window",
-                    ) from None
-                raise _ConnectionClosed(f"idle for {limits.idle_timeout:g}s", "idle_timeout", logging.INFO) from None
+                proto.check_idle(loop.time())
+                continue
             if not data:
-                if expected or decoder.buffered:
-                    raise _ConnectionClosed(
-                        f"peer closed mid-window ({len(payloads)} of {expected} events, "
-                        f"{decoder.buffered} bytes of a truncated frame); the window was not acked",
-                        "truncated_frame",
-                    )
+                proto.eof()
                 log.debug("connection from %s closed by peer", conn.peer)
                 return
-            for frame in decoder.feed(data):
-                if type(frame) is DataFrame:
-                    if not expected:
-                        raise ProtocolError("data frame outside a window", "unexpected_frame")
-                    payloads.append(frame.payload)
-                    window_bytes += len(frame.payload)
-                    if limits.max_window_bytes and window_bytes > limits.max_window_bytes:
-                        raise ProtocolError(
-                            f"window payloads exceed max_window_bytes {limits.max_window_bytes}",
-                            "window_too_large",
-                        )
-                    if len(payloads) < expected:
-                        continue
-                    # Backpressure: with no room, nothing more is read (nor decoded) from this peer.
-                    while not conn.windows.has_room():
-                        conn.room.clear()
-                        await conn.room.wait()
-                    if self._closing:
-                        return  # not handed over: the writer resends it to another aggregator
-                    self._start_window(conn, payloads, window_bytes, frame.seq)
-                    expected = 0
-                    payloads = []
-                    window_bytes = 0
-                    conn.last_progress = loop.time()
-                    deadline = conn.last_progress + limits.idle_timeout
-                elif type(frame) is WindowFrame:
-                    if expected:
-                        raise ProtocolError(
-                            f"new window before the previous one was complete ({len(payloads)} of {expected} events)",
-                            "unexpected_frame",
-                        )
-                    expected = frame.size
-                else:
-                    raise ProtocolError(f"unexpected frame {frame!r}", "unexpected_frame")
+            for window in proto.receive(data):
+                # Backpressure: with no room, nothing more is read (nor decoded) from this peer.
+                while not proto.windows.has_room():
+                    conn.room.clear()
+                    await conn.room.wait()
+                if self._closing:
+                    return  # not handed over: the writer resends it to another aggregator
+                self._start_window(conn, window, proto.admit(window, loop.time()))
 
-    def _start_window(self, conn: _Connection, payloads: list[bytes], nbytes: int, last_seq: int) -> None:
-        events, malformed = decode_events(payloads)
+    def _start_window(self, conn: _Connection, window: ReceivedWindow, ticket: int) -> None:
+        events, malformed = decode_events(window.payloads)
         if malformed:
             # One line per window, not per event: a misconfigured sender must not flood the log.
             log.warning(
@@ -352,8 +282,7 @@ class LumberjackServer:
             )
         if self._metrics.enabled:
             self._metrics.windows.inc()
-            self._metrics.events.inc(len(payloads))
-        ticket = conn.windows.admit(last_seq, nbytes)
+            self._metrics.events.inc(len(window.payloads))
         handling = asyncio.ensure_future(self._handler(Batch(events=events, peer=conn.peer)))
         conn.handling[ticket] = handling
         handling.add_done_callback(functools.partial(conn.finished, ticket))
@@ -371,12 +300,12 @@ class LumberjackServer:
                 for seq in acks:
                     writer.write(encode_ack(seq))
                 conn.room.set()
-                conn.last_progress = loop.time()
+                conn.proto.acked(loop.time())
                 await self._drain(writer)
                 continue  # more windows may have finished during the drain
             ticket = windows.failed_head
             if ticket is not None:
-                raise _ConnectionClosed(
+                raise ConnectionClosed(
                     f"batch handler failed: {conn.errors.get(ticket)!r}; that window and the "
                     f"{windows.pending - 1} after it not acked",
                     "",
@@ -401,4 +330,4 @@ class LumberjackServer:
         try:
             await asyncio.wait_for(writer.drain(), self.limits.idle_timeout)
         except TimeoutError:
-            raise _ConnectionClosed("peer does not read its acks", "ack_write_timeout") from None
+            raise ConnectionClosed("peer does not read its acks", "ack_write_timeout") from None

@@ -130,6 +130,8 @@ def template_args(scenario: str, *extra: str) -> list[str]:
     if scenario == "servicemonitor-values":
         # as on a cluster with the Prometheus Operator's CRDs (the chart renders it only then)
         args += ["--api-versions", "monitoring.coreos.com/v1/ServiceMonitor"]
+    if scenario == "scaling-values":
+        args += ["--api-versions", "monitoring.coreos.com/v1/PrometheusRule"]
     return [*args, *extra]
 
 

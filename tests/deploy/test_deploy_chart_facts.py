@@ -144,8 +144,10 @@ def test_shipper_config_defaults_match_spec(default: Rendered) -> None:
 def test_shipper_sends_to_the_aggregator_service(rendered: Rendered) -> None:
     name = fullname(rendered.scenario)
     cfg = configmap_config(rendered, f"{name}-shipper")["shipper"]
-    assert cfg["output"]["hosts"] == [f"{name}-aggregator.{NAMESPACE}.svc:5044"]
-    svc = rendered.get("Service", f"{name}-aggregator")
+    # with the headless Service on, its name (one address per aggregator pod); else the ClusterIP one
+    service = f"{name}-aggregator-headless" if rendered.scenario == "scaling-values" else f"{name}-aggregator"
+    assert cfg["output"]["hosts"] == [f"{service}.{NAMESPACE}.svc:5044"]
+    svc = rendered.get("Service", service)
     port = next(p for p in svc["spec"]["ports"] if p["port"] == 5044)
     agg = aggregator_deploy(rendered)
     assert selects(svc["spec"]["selector"], pod_labels(agg))

@@ -27,7 +27,7 @@ from tests.deploy.conftest import (
 )
 
 # Kinds that come from CRDs; kubernetes-validate has no schema for them (checked by hand below).
-CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule")}
 SCHEMA_VERSIONS = [KUBE_VERSION, kubernetes_validate.utils.latest_version()]
 
 
@@ -40,6 +40,7 @@ def test_ci_values_files_cover_the_switches() -> None:
         "custom-secret-values",
         "sigv4-values",
         "hardened-values",
+        "scaling-values",
     } <= set(SCENARIOS)
 
 

@@ -87,3 +87,57 @@ def test_any_split_of_acks_with_keepalives_completes_every_window_once_in_order(
         done += s.receive(stream[lo:hi], 1.0)
     assert done == windows
     assert not s.in_flight and s.deadline is None
+
+
+def test_ttl_stops_new_windows_and_finishes_once_the_ones_in_flight_are_acked() -> None:
+    s: WriterSession[Win] = WriterSession(timeout=10.0, max_in_flight=2, ttl=30.0, opened=100.0)
+    a, b = Win(2), Win(2)
+    s.write(a, 101.0)
+    assert s.wake_at() == 111.0  # the ack deadline comes first
+    s.receive(encode_ack(2), 102.0)
+    assert s.wake_at() == 130.0 and s.has_room  # nothing in flight: the TTL is next
+    s.tick(129.9)
+    s.write(b, 129.9)
+    s.tick(130.0)
+    assert s.retiring and not s.has_room and not s.finished  # b is still on the wire
+    with pytest.raises(RuntimeError):
+        s.write(Win(1), 130.0)
+    assert s.wake_at() == 139.9  # only the ack deadline remains
+    assert s.receive(encode_ack(2), 131.0) == [b]
+    assert s.finished and s.take_unacked() == []
+
+
+def test_no_ttl_never_retires_but_retire_does() -> None:
+    s: WriterSession[Win] = WriterSession(timeout=10.0, max_in_flight=1)
+    s.tick(1e12)
+    assert not s.retiring and s.wake_at() is None
+    s.retire()
+    assert s.finished and not s.has_room
+
+
+@given(
+    st.floats(1.0, 100.0),
+    st.lists(st.tuples(st.sampled_from(["write", "ack", "tick"]), st.floats(0.0, 20.0)), max_size=60),
+)
+def test_ttl_bookkeeping_never_loses_or_duplicates_a_window(ttl: float, steps: list[tuple[str, float]]) -> None:
+    s: WriterSession[Win] = WriterSession(timeout=1e9, max_in_flight=3, ttl=ttl, opened=0.0)
+    now, expired = 0.0, False
+    written: list[Win] = []
+    acked: list[Win] = []
+    for op, dt in steps:
+        now += dt
+        if op == "write" and s.has_room:
+            w = Win(1)
+            s.write(w, now)
+            written.append(w)
+        elif op == "ack" and s.in_flight:
+            acked += s.receive(encode_ack(1), now)
+        elif op == "tick":
+            s.tick(now)
+            expired = expired or now >= ttl
+        assert s.retiring == expired  # only the clock retires it, and only once the TTL is over
+        if s.retiring:
+            assert not s.has_room
+        assert s.finished == (s.retiring and not s.in_flight)
+    # every window written is either acked or still unacked, in order, exactly once
+    assert acked + s.take_unacked() == written

@@ -47,6 +47,8 @@ def test_defaults_per_input_type() -> None:
         ({"output": {"backoff": {"initial": 0}}}, "shipper.output.backoff.initial"),
         ({"output": {"backoff": {"initial": "5s", "max": "1s"}}}, "shipper.output.backoff: Value error, max (1s)"),
         ({"output": {"windw_size": 3}}, "shipper.output.windw_size: unknown key"),
+        ({"output": {"ttl": "-1s"}}, "shipper.output.ttl"),
+        ({"output": {"ttl": "200ms"}}, "shipper.output.ttl: Value error, ttl 0.2s would reconnect"),
         (
             {"inputs": [{"type": "app", "multiline": {"start_pattern": "("}}]},
             "shipper.inputs[0].multiline.start_pattern",

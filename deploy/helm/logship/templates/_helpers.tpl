@@ -69,6 +69,14 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s.%s.svc:%v" (include "logship.aggregatorService" .) .Release.Namespace .Values.aggregator.port -}}
 {{- end -}}
 
+{{- define "logship.aggregatorHeadlessService" -}}
+{{- printf "%s-aggregator-headless" (include "logship.fullname" .) -}}
+{{- end -}}
+
+{{- define "logship.aggregatorHeadlessAddress" -}}
+{{- printf "%s.%s.svc:%v" (include "logship.aggregatorHeadlessService" .) .Release.Namespace .Values.aggregator.port -}}
+{{- end -}}
+
 {{- define "logship.tlsSecret" -}}
 {{- required "tls.existingSecret is required when tls.enabled is true (a Secret with tls.crt, tls.key, ca.crt)" .Values.tls.existingSecret -}}
 {{- end -}}
@@ -77,8 +85,16 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "logship.shipperOutput" -}}
 {{- $ctx := .ctx -}}
 {{- $hosts := $ctx.Values.shipper.outputHosts -}}
-{{- if not $hosts -}}{{- $hosts = list (include "logship.aggregatorAddress" $ctx) -}}{{- end -}}
-{{- $out := dict "hosts" $hosts -}}
+{{- $out := dict -}}
+{{- if $hosts -}}
+{{- $_ := set $out "hosts" $hosts -}}
+{{- else if $ctx.Values.aggregator.service.headless.enabled -}}
+{{- /* one address per ready aggregator pod: a connection to each, looked up again every ttl */}}
+{{- $_ := set $out "hosts" (list (include "logship.aggregatorHeadlessAddress" $ctx)) -}}
+{{- $_ := set $out "loadbalance" true -}}
+{{- else -}}
+{{- $_ := set $out "hosts" (list (include "logship.aggregatorAddress" $ctx)) -}}
+{{- end -}}
 {{- if $ctx.Values.tls.enabled -}}
 {{- $tls := dict "enabled" true "ca_file" "/etc/logship/tls/ca.crt" "server_name" (printf "%s.%s.svc" (include "logship.aggregatorService" $ctx) $ctx.Release.Namespace) -}}
 {{- if $ctx.Values.tls.requireClientCert -}}

@@ -1,0 +1,170 @@
+"""Balancing over real loopback sockets: the connection TTL, names that resolve to several aggregators
+(127.0.0.2 and 127.0.0.3 are loopback addresses like 127.0.0.1), and an answer that changes while
+windows flow. Every test also checks that each event arrived exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import pytest
+
+from logship.lumberjack import LumberjackClient, LumberjackServer, ServerLimits
+from tests.integration.test_lumberjack_client import FAST, Collector, events, wait_until
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[list[LumberjackServer]]:
+    started: list[LumberjackServer] = []
+    yield started
+    for s in started:
+        await s.close(1.0)
+
+
+async def serve(started: list[LumberjackServer], handler: Collector, host: str = "127.0.0.1", port: int = 0) -> int:
+    server = LumberjackServer(handler, host=host, port=port, limits=ServerLimits(keepalive_interval=0.1))
+    await server.start()
+    started.append(server)
+    return server.port
+
+
+def shared_port(*hosts: str) -> int:
+    """A port free on every one of these loopback addresses (a name's addresses share the port)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind((hosts[0], 0))
+            port = int(s.getsockname()[1])
+        try:
+            for h in hosts:
+                with socket.socket() as t:
+                    t.bind((h, port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no shared free port")
+
+
+class Feeder:
+    """Sends numbered windows one after another (two at a time) until stopped."""
+
+    def __init__(self, client: LumberjackClient, size: int = 5) -> None:
+        self.client = client
+        self.size = size
+        self.sent = 0
+        self.stopping = False
+
+    async def run(self) -> None:
+        async def one() -> None:
+            while not self.stopping:
+                start = self.sent
+                self.sent += self.size
+                await self.client.send(events(self.size, start))
+                await asyncio.sleep(0.02)
+
+        await asyncio.gather(one(), one())
+
+
+def exactly_once(collectors: list[Collector], total: int) -> None:
+    counts = Counter(n for c in collectors for n in c.seqs())
+    assert sorted(counts) == list(range(total)), "missing events"
+    assert max(counts.values()) == 1, f"duplicates: {[n for n, k in counts.items() if k > 1][:10]}"
+
+
+async def test_ttl_reconnects_only_after_the_windows_in_flight_are_acked(servers: list[LumberjackServer]) -> None:
+    handler = Collector(delay=0.3)  # windows are still in flight whenever the TTL runs out
+    port = await serve(servers, handler)
+    client = LumberjackClient([f"127.0.0.1:{port}"], ttl=1.0, max_pending_windows=2, **FAST)
+    feeder = Feeder(client)
+    task = asyncio.ensure_future(feeder.run())
+    await asyncio.sleep(4.0)
+    feeder.stopping = True
+    await task
+    await client.close()
+    assert client.connects >= 3  # one connection per TTL
+    exactly_once([handler], feeder.sent)  # a resend would show as a duplicate
+
+
+async def test_without_ttl_one_connection_carries_everything(servers: list[LumberjackServer]) -> None:
+    handler = Collector()
+    port = await serve(servers, handler)
+    client = LumberjackClient([f"127.0.0.1:{port}"], **FAST)
+    for w in range(20):
+        await client.send(events(5, w * 5))
+        await asyncio.sleep(0.05)
+    await client.close()
+    assert client.connects == 1
+    exactly_once([handler], 100)
+
+
+async def test_failover_with_ttl_rotates_over_every_host(servers: list[LumberjackServer]) -> None:
+    handlers = [Collector(), Collector(), Collector()]
+    ports = [await serve(servers, h) for h in handlers]
+    client = LumberjackClient([f"127.0.0.1:{p}" for p in ports], ttl=1.0, **FAST)
+    feeder = Feeder(client)
+    task = asyncio.ensure_future(feeder.run())
+    await wait_until(lambda: all(h.batches for h in handlers), within=10.0)
+    feeder.stopping = True
+    await task
+    await client.close()
+    exactly_once(handlers, feeder.sent)
+
+
+async def test_a_name_balances_over_its_addresses_and_follows_the_answer(servers: list[LumberjackServer]) -> None:
+    a, b, c = Collector(), Collector(), Collector()
+    port = shared_port("127.0.0.2", "127.0.0.3", "127.0.0.4")
+    for handler, host in ((a, "127.0.0.2"), (b, "127.0.0.3"), (c, "127.0.0.4")):
+        await serve(servers, handler, host, port)
+    answer = ["127.0.0.2", "127.0.0.3"]
+
+    async def lookup(host: str, _port: int) -> list[str]:
+        assert host == "aggregator-headless"
+        return list(answer)
+
+    client = LumberjackClient(
+        [f"aggregator-headless:{port}"], loadbalance=True, ttl=1.0, max_pending_windows=4, lookup=lookup, **FAST
+    )
+    feeder = Feeder(client)
+    task = asyncio.ensure_future(feeder.run())
+    try:
+        await wait_until(lambda: bool(a.batches and b.batches), within=10.0)
+        assert not c.batches
+        # a replica is added and another removed: within a TTL or two the new one takes windows...
+        answer[:] = ["127.0.0.3", "127.0.0.4"]
+        await wait_until(lambda: bool(c.batches), within=10.0)
+        await wait_until(lambda: [e.address for e in client.endpoints] == ["127.0.0.3", "127.0.0.4"], within=10.0)
+        # ...and the removed one gets nothing more once its last windows were acked
+        await asyncio.sleep(0.5)
+        before = len(a.batches)
+        await asyncio.sleep(1.5)
+        assert len(a.batches) == before
+        assert len(c.batches) > 0 and len(b.batches) > 0
+    finally:
+        feeder.stopping = True
+        await task
+        await client.close()
+    exactly_once([a, b, c], feeder.sent)
+
+
+async def test_a_lookup_failure_keeps_the_connections(servers: list[LumberjackServer]) -> None:
+    handler = Collector()
+    port = await serve(servers, handler, "127.0.0.2")
+    calls = 0
+
+    async def lookup(host: str, _port: int) -> list[str]:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise socket.gaierror(-3, "Temporary failure in name resolution")
+        return ["127.0.0.2"]
+
+    client = LumberjackClient([f"aggregator-headless:{port}"], loadbalance=True, ttl=1.0, lookup=lookup, **FAST)
+    feeder = Feeder(client)
+    task = asyncio.ensure_future(feeder.run())
+    await asyncio.sleep(3.0)
+    feeder.stopping = True
+    await task
+    await client.close()
+    assert calls >= 2 and client.connects >= 2
+    exactly_once([handler], feeder.sent)
