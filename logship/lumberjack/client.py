@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from logship.backoff import Backoff
 from logship.lumberjack.codec import ProtocolError, encode_window
-from logship.lumberjack.endpoints import Endpoint, Lookup, Resolver, Rotation, getaddrinfo_lookup
+from logship.lumberjack.endpoints import Endpoint, Lookup, Resolver, Rotation, expand, getaddrinfo_lookup
 from logship.lumberjack.session import WriterSession
 
 log = logging.getLogger("logship.lumberjack.client")
@@ -234,7 +234,12 @@ class LumberjackClient:
         return self._resolving
 
     async def _resolve(self) -> list[Endpoint]:
-        endpoints = await self._resolver.endpoints()
+        try:
+            endpoints = await self._resolver.endpoints()
+        except Exception:
+            # never leave the workers without an answer: the configured hosts as they are
+            log.exception("looking up %s failed", ", ".join(f"{h}:{p}" for h, p in self.hosts))
+            endpoints = expand(self.hosts, {})
         if self.loadbalance and not self._closed:
             self._sync_workers(endpoints)
         return endpoints
@@ -267,11 +272,14 @@ class LumberjackClient:
     async def _worker(self, worker: _Worker) -> None:
         backoff = Backoff(self._backoff_initial, self._backoff_max)
         loop = asyncio.get_running_loop()
+        reconnect_now = False
         while not worker.retired:
-            # Connect lazily: only when there is something to send.
-            while not self._queue and not worker.retired:
+            # Connect lazily, only when there is something to send; but right away after a TTL, so a
+            # quiet shipper stays connected (and its output_connected metric stays 1).
+            while not self._queue and not worker.retired and not reconnect_now:
                 worker.wakeup.clear()
                 await worker.wakeup.wait()
+            reconnect_now = False
             endpoint = await self._next_endpoint(worker)
             if endpoint is None:
                 return
@@ -310,6 +318,7 @@ class LumberjackClient:
             if failed is None:
                 if session.retiring:
                     log.info("connection to %s closed after its ttl of %gs; reconnecting", endpoint, self.ttl)
+                    reconnect_now = True
                 continue  # TTL, or the peer closed an idle connection: reconnect when there is work
             delay = backoff.next()
             log.warning(

@@ -168,3 +168,17 @@ async def test_a_lookup_failure_keeps_the_connections(servers: list[LumberjackSe
     await client.close()
     assert calls >= 2 and client.connects >= 2
     exactly_once([handler], feeder.sent)
+
+
+async def test_a_quiet_client_reconnects_at_once_after_its_ttl_and_stays_connected(
+    servers: list[LumberjackServer],
+) -> None:
+    handler = Collector()
+    port = await serve(servers, handler)
+    client = LumberjackClient([f"127.0.0.1:{port}"], ttl=1.0, **FAST)
+    await client.send(events(3))
+    await asyncio.sleep(2.6)  # nothing to send: the ttl alone moves the connection
+    assert client.connects >= 3 and client.connected
+    await client.send(events(3, 3))
+    await client.close()
+    exactly_once([handler], 6)
