@@ -182,3 +182,25 @@ async def test_a_quiet_client_reconnects_at_once_after_its_ttl_and_stays_connect
     await client.send(events(3, 3))
     await client.close()
     exactly_once([handler], 6)
+
+
+async def test_test_output_checks_every_address_of_a_name(
+    servers: list[LumberjackServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from shipper.app import _test_output
+    from shipper.config import ShipperConfig
+
+    port = shared_port("127.0.0.2", "127.0.0.3")
+    await serve(servers, Collector(), "127.0.0.2", port)  # nothing listens on 127.0.0.3
+
+    async def lookup(host: str, _port: int) -> list[str]:
+        return ["127.0.0.2", "127.0.0.3"]
+
+    host = f"aggregator-headless:{port}"
+    failover = ShipperConfig.model_validate({"output": {"hosts": [host]}})
+    assert await _test_output(failover, [host], lookup) == 0  # one answering address is enough
+    out = capsys.readouterr().out
+    assert f"{host}: connection OK" in out and "  127.0.0.2: OK" in out and "  127.0.0.3: FAILED" in out
+    balanced = ShipperConfig.model_validate({"output": {"hosts": [host], "loadbalance": True}})
+    assert await _test_output(balanced, [host], lookup) == 1  # every address carries windows
+    assert f"{host}: FAILED" in capsys.readouterr().out
