@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import random
 import ssl as ssl_module
 from collections import deque
 from collections.abc import Sequence
@@ -99,6 +100,7 @@ class LumberjackClient:
         max_pending_windows: int = 1,
         ttl: float = 0.0,
         lookup: Lookup = getaddrinfo_lookup,
+        rng: random.Random | None = None,
     ) -> None:
         if not hosts:
             raise ValueError("at least one host is required")
@@ -120,7 +122,7 @@ class LumberjackClient:
         self.max_pending_windows = max(1, max_pending_windows)
         self._slots = asyncio.Semaphore(self.max_pending_windows)
         self._resolver = Resolver(self.hosts, lookup)
-        self._rotation = Rotation()
+        self._rotation = Rotation(rng)  # rng: where the single connection starts (random)
         self._resolving: asyncio.Future[list[Endpoint]] | None = None
         self._resolved_at = 0.0
         self._queue: deque[_Window] = deque()
@@ -279,7 +281,7 @@ class LumberjackClient:
             while not self._queue and not worker.retired and not reconnect_now:
                 worker.wakeup.clear()
                 await worker.wakeup.wait()
-            reconnect_now = False
+            after_ttl, reconnect_now = reconnect_now, False
             endpoint = await self._next_endpoint(worker)
             if endpoint is None:
                 return
@@ -291,7 +293,8 @@ class LumberjackClient:
                 log.warning("cannot connect to %s: %s; retrying in %.1fs", endpoint, reason, delay)
                 await asyncio.sleep(delay)
                 continue
-            log.info("connected to %s", endpoint)
+            # a reconnection after a ttl is routine: logged only at debug level
+            log.log(logging.DEBUG if after_ttl else logging.INFO, "connected to %s", endpoint)
             self.connects += 1
             worker.connected = True
             # a fresh session per connection: nothing of a dead connection's half-read ack carries over
@@ -316,8 +319,10 @@ class LumberjackClient:
                     self._queue.extendleft(reversed(unacked))
                     self._wake()  # another connection may take them sooner
             if failed is None:
-                if session.retiring:
-                    log.info("connection to %s closed after its ttl of %gs; reconnecting", endpoint, self.ttl)
+                if worker.retired:
+                    log.info("closed the connection to %s: no longer resolved", endpoint)
+                elif session.retiring:
+                    log.debug("connection to %s closed after its ttl of %gs; reconnecting", endpoint, self.ttl)
                     reconnect_now = True
                 continue  # TTL, or the peer closed an idle connection: reconnect when there is work
             delay = backoff.next()
