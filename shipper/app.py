@@ -353,7 +353,7 @@ class Shipper:
 
     async def _housekeeping(self) -> None:
         last_clean = last_stats = time.monotonic()
-        acked = 0
+        acked = connects = 0
         while True:
             await asyncio.sleep(self.cfg.registry.flush_interval)
             await self._save_registry()
@@ -365,6 +365,9 @@ class Shipper:
                 if self.client.connected:
                     self._last_connected = now
                 self.metrics.output_connected.set(1 if self.client.connected else 0)
+                self.metrics.output_connections.set(self.client.connections)
+                self.metrics.output_connects.inc(self.client.connects - connects)
+                connects = self.client.connects
             # at least once a minute, and often enough that a short clean_after is honoured
             if now - last_clean > min(60.0, self.cfg.registry.clean_after):
                 last_clean = now

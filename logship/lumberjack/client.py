@@ -137,6 +137,10 @@ class LumberjackClient:
         return any(w.connected for w in self._workers)
 
     @property
+    def connections(self) -> int:
+        return sum(1 for w in self._workers if w.connected)
+
+    @property
     def endpoints(self) -> list[Endpoint]:
         """The endpoints with a worker now (load balancing), for logs and tests."""
         return [w.endpoint for w in self._workers if w.endpoint is not None and not w.retired]
