@@ -295,6 +295,7 @@ class LumberjackClient:
                 delay = backoff.next()
                 reason = str(exc) or type(exc).__name__
                 log.warning("cannot connect to %s: %s; retrying in %.1fs", endpoint, reason, delay)
+                reconnect_now = after_ttl  # still replacing a connection: keep trying without work
                 await asyncio.sleep(delay)
                 continue
             # a reconnection after a ttl is routine: logged only at debug level

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from logship.lumberjack import LumberjackClient, LumberjackServer, ServerLimits
-from tests.integration.test_lumberjack_client import FAST, Collector, events, wait_until
+from tests.integration.test_lumberjack_client import FAST, Collector, events, free_port, wait_until
 
 
 @pytest.fixture
@@ -204,3 +204,15 @@ async def test_test_output_checks_every_address_of_a_name(
     balanced = ShipperConfig.model_validate({"output": {"hosts": [host], "loadbalance": True}})
     assert await _test_output(balanced, [host], lookup) == 1  # every address carries windows
     assert f"{host}: FAILED" in capsys.readouterr().out
+
+
+async def test_after_a_ttl_a_quiet_client_skips_a_dead_host_and_reconnects(servers: list[LumberjackServer]) -> None:
+    handler = Collector()
+    good = await serve(servers, handler)
+    dead = free_port()
+    client = LumberjackClient([f"127.0.0.1:{good}", f"127.0.0.1:{dead}"], ttl=1.0, **FAST)
+    await client.send(events(2))
+    await asyncio.sleep(3.5)  # the rotation meets the dead host while there is nothing to send
+    assert client.connected and client.connects >= 2
+    await client.close()
+    exactly_once([handler], 2)
