@@ -58,9 +58,10 @@ demo: setup
 
 # The fault tests with long outages: OpenSearch paused/stopped and the aggregator missing for 10
 # minutes while files rotate, logs written for 120 s while processes are killed, connections cut and
-# files rotated; on the 3-node cluster (tests/cluster) a node killed for as long, the elected
-# cluster-manager paused for as long, the write queues full for the whole run. See docs/guarantees.md.
-# OUTAGE=seconds, RUN=seconds override.
+# files rotated, and the multi-aggregator runs (a killed and an added aggregator, 50 shippers against
+# three aggregators) for RUN seconds; on the 3-node cluster (tests/cluster) a node killed for as long,
+# the elected cluster-manager paused for as long, the write queues full for the whole run.
+# See docs/guarantees.md. OUTAGE=seconds, RUN=seconds override.
 .PHONY: soak
 soak: setup
 	LOGSHIP_FAULT_OUTAGE_S=$${OUTAGE:-600} LOGSHIP_FAULT_RUN_S=$${RUN:-120} $(BIN)/pytest tests/faults tests/cluster -q

@@ -27,6 +27,7 @@ from pathlib import Path
 import uvloop
 
 from logship.lumberjack.client import LumberjackClient, parse_host
+from logship.lumberjack.endpoints import Endpoint, Lookup, getaddrinfo_lookup, is_address
 from logship.ops import OpsServer
 from logship.tls import client_context
 from shipper.config import ShipperConfig
@@ -352,7 +353,7 @@ class Shipper:
 
     async def _housekeeping(self) -> None:
         last_clean = last_stats = time.monotonic()
-        acked = 0
+        acked = connects = 0
         while True:
             await asyncio.sleep(self.cfg.registry.flush_interval)
             await self._save_registry()
@@ -364,6 +365,9 @@ class Shipper:
                 if self.client.connected:
                     self._last_connected = now
                 self.metrics.output_connected.set(1 if self.client.connected else 0)
+                self.metrics.output_connections.set(self.client.connections)
+                self.metrics.output_connects.inc(self.client.connects - connects)
+                connects = self.client.connects
             # at least once a minute, and often enough that a short clean_after is honoured
             if now - last_clean > min(60.0, self.cfg.registry.clean_after):
                 last_clean = now
@@ -409,13 +413,13 @@ def run(cfg: ShipperConfig) -> int:
         return uvloop.run(_main(cfg))
 
 
-async def _probe(host: str, cfg: ShipperConfig) -> str | None:
-    name, port = parse_host(host)
+async def _probe(endpoint: Endpoint, cfg: ShipperConfig) -> str | None:
     tls = cfg.output.tls
     ctx = client_context(tls, "shipper.output.tls")
+    server_hostname = (tls.server_name or endpoint.host) if ctx else None
     try:
         _, writer = await asyncio.wait_for(
-            asyncio.open_connection(name, port, ssl=ctx, server_hostname=(tls.server_name or name) if ctx else None),
+            asyncio.open_connection(endpoint.address, endpoint.port, ssl=ctx, server_hostname=server_hostname),
             timeout=10.0,
         )
     except (OSError, TimeoutError) as exc:
@@ -428,16 +432,31 @@ async def _probe(host: str, cfg: ShipperConfig) -> str | None:
     return None
 
 
-async def _test_output(cfg: ShipperConfig, hosts: Sequence[str]) -> int:
+async def _test_output(cfg: ShipperConfig, hosts: Sequence[str], lookup: Lookup = getaddrinfo_lookup) -> int:
+    """One line per host; a name with several addresses (a headless Service) gets a line per address.
+    With loadbalance every address is used, so every one must answer; without, one is enough."""
     status = 0
+    tls = " (TLS)" if cfg.output.tls.enabled else ""
     for host in hosts:
-        error = await _probe(host, cfg)
-        tls = " (TLS)" if cfg.output.tls.enabled else ""
-        if error is None:
+        name, port = parse_host(host)
+        try:
+            addresses = [name] if is_address(name) else await lookup(name, port)
+        except OSError as exc:
+            status = 1
+            print(f"shipper.output.hosts: {host}{tls}: FAILED: cannot resolve {name}: {exc}")
+            continue
+        endpoints = [Endpoint(name, address, port) for address in addresses]
+        errors = [await _probe(e, cfg) for e in endpoints]
+        failed = [e for e in errors if e is not None]
+        ok = not failed if cfg.output.loadbalance else len(failed) < len(errors)
+        if ok:
             print(f"shipper.output.hosts: {host}{tls}: connection OK")
         else:
             status = 1
-            print(f"shipper.output.hosts: {host}{tls}: FAILED: {error}")
+            print(f"shipper.output.hosts: {host}{tls}: FAILED: {failed[0]}")
+        if len(endpoints) > 1:
+            for endpoint, error in zip(endpoints, errors, strict=True):
+                print(f"  {endpoint.address}: {'OK' if error is None else 'FAILED: ' + error}")
     return status
 
 

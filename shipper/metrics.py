@@ -84,6 +84,16 @@ class ShipperMetrics:
         self.output_connected = Gauge(
             "logship_shipper_output_connected", "1 while connected to an aggregator", registry=r
         )
+        self.output_connections = Gauge(
+            "logship_shipper_output_connections",
+            "Aggregator connections open now (one per resolved endpoint with loadbalance)",
+            registry=r,
+        )
+        self.output_connects = Counter(
+            "logship_shipper_output_connects",
+            "Aggregator connections opened (failures, idle closes and each output.ttl add one)",
+            registry=r,
+        )
 
         for reason in LOSS_REASONS:  # every series exists from the start, at 0
             self.bytes_lost.labels(reason)

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import random
 import ssl as ssl_module
 from collections import deque
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 
 from logship.backoff import Backoff
 from logship.lumberjack.codec import ProtocolError, encode_window
-from logship.lumberjack.endpoints import Endpoint, Lookup, Resolver, Rotation, getaddrinfo_lookup
+from logship.lumberjack.endpoints import Endpoint, Lookup, Resolver, Rotation, expand, getaddrinfo_lookup
 from logship.lumberjack.session import WriterSession
 
 log = logging.getLogger("logship.lumberjack.client")
@@ -99,6 +100,7 @@ class LumberjackClient:
         max_pending_windows: int = 1,
         ttl: float = 0.0,
         lookup: Lookup = getaddrinfo_lookup,
+        rng: random.Random | None = None,
     ) -> None:
         if not hosts:
             raise ValueError("at least one host is required")
@@ -120,7 +122,7 @@ class LumberjackClient:
         self.max_pending_windows = max(1, max_pending_windows)
         self._slots = asyncio.Semaphore(self.max_pending_windows)
         self._resolver = Resolver(self.hosts, lookup)
-        self._rotation = Rotation()
+        self._rotation = Rotation(rng)  # rng: where the single connection starts (random)
         self._resolving: asyncio.Future[list[Endpoint]] | None = None
         self._resolved_at = 0.0
         self._queue: deque[_Window] = deque()
@@ -133,6 +135,10 @@ class LumberjackClient:
     @property
     def connected(self) -> bool:
         return any(w.connected for w in self._workers)
+
+    @property
+    def connections(self) -> int:
+        return sum(1 for w in self._workers if w.connected)
 
     @property
     def endpoints(self) -> list[Endpoint]:
@@ -234,7 +240,12 @@ class LumberjackClient:
         return self._resolving
 
     async def _resolve(self) -> list[Endpoint]:
-        endpoints = await self._resolver.endpoints()
+        try:
+            endpoints = await self._resolver.endpoints()
+        except Exception:
+            # never leave the workers without an answer: the configured hosts as they are
+            log.exception("looking up %s failed", ", ".join(f"{h}:{p}" for h, p in self.hosts))
+            endpoints = expand(self.hosts, {})
         if self.loadbalance and not self._closed:
             self._sync_workers(endpoints)
         return endpoints
@@ -267,11 +278,14 @@ class LumberjackClient:
     async def _worker(self, worker: _Worker) -> None:
         backoff = Backoff(self._backoff_initial, self._backoff_max)
         loop = asyncio.get_running_loop()
+        reconnect_now = False
         while not worker.retired:
-            # Connect lazily: only when there is something to send.
-            while not self._queue and not worker.retired:
+            # Connect lazily, only when there is something to send; but right away after a TTL, so a
+            # quiet shipper stays connected (and its output_connected metric stays 1).
+            while not self._queue and not worker.retired and not reconnect_now:
                 worker.wakeup.clear()
                 await worker.wakeup.wait()
+            after_ttl, reconnect_now = reconnect_now, False
             endpoint = await self._next_endpoint(worker)
             if endpoint is None:
                 return
@@ -281,9 +295,11 @@ class LumberjackClient:
                 delay = backoff.next()
                 reason = str(exc) or type(exc).__name__
                 log.warning("cannot connect to %s: %s; retrying in %.1fs", endpoint, reason, delay)
+                reconnect_now = after_ttl  # still replacing a connection: keep trying without work
                 await asyncio.sleep(delay)
                 continue
-            log.info("connected to %s", endpoint)
+            # a reconnection after a ttl is routine: logged only at debug level
+            log.log(logging.DEBUG if after_ttl else logging.INFO, "connected to %s", endpoint)
             self.connects += 1
             worker.connected = True
             # a fresh session per connection: nothing of a dead connection's half-read ack carries over
@@ -308,8 +324,11 @@ class LumberjackClient:
                     self._queue.extendleft(reversed(unacked))
                     self._wake()  # another connection may take them sooner
             if failed is None:
-                if session.retiring:
-                    log.info("connection to %s closed after its ttl of %gs; reconnecting", endpoint, self.ttl)
+                if worker.retired:
+                    log.info("closed the connection to %s: no longer resolved", endpoint)
+                elif session.retiring:
+                    log.debug("connection to %s closed after its ttl of %gs; reconnecting", endpoint, self.ttl)
+                    reconnect_now = True
                 continue  # TTL, or the peer closed an idle connection: reconnect when there is work
             delay = backoff.next()
             log.warning(

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from logship.lumberjack import LumberjackClient, LumberjackServer, ServerLimits
-from tests.integration.test_lumberjack_client import FAST, Collector, events, wait_until
+from tests.integration.test_lumberjack_client import FAST, Collector, events, free_port, wait_until
 
 
 @pytest.fixture
@@ -168,3 +168,51 @@ async def test_a_lookup_failure_keeps_the_connections(servers: list[LumberjackSe
     await client.close()
     assert calls >= 2 and client.connects >= 2
     exactly_once([handler], feeder.sent)
+
+
+async def test_a_quiet_client_reconnects_at_once_after_its_ttl_and_stays_connected(
+    servers: list[LumberjackServer],
+) -> None:
+    handler = Collector()
+    port = await serve(servers, handler)
+    client = LumberjackClient([f"127.0.0.1:{port}"], ttl=1.0, **FAST)
+    await client.send(events(3))
+    await asyncio.sleep(2.6)  # nothing to send: the ttl alone moves the connection
+    assert client.connects >= 3 and client.connected
+    await client.send(events(3, 3))
+    await client.close()
+    exactly_once([handler], 6)
+
+
+async def test_test_output_checks_every_address_of_a_name(
+    servers: list[LumberjackServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from shipper.app import _test_output
+    from shipper.config import ShipperConfig
+
+    port = shared_port("127.0.0.2", "127.0.0.3")
+    await serve(servers, Collector(), "127.0.0.2", port)  # nothing listens on 127.0.0.3
+
+    async def lookup(host: str, _port: int) -> list[str]:
+        return ["127.0.0.2", "127.0.0.3"]
+
+    host = f"aggregator-headless:{port}"
+    failover = ShipperConfig.model_validate({"output": {"hosts": [host]}})
+    assert await _test_output(failover, [host], lookup) == 0  # one answering address is enough
+    out = capsys.readouterr().out
+    assert f"{host}: connection OK" in out and "  127.0.0.2: OK" in out and "  127.0.0.3: FAILED" in out
+    balanced = ShipperConfig.model_validate({"output": {"hosts": [host], "loadbalance": True}})
+    assert await _test_output(balanced, [host], lookup) == 1  # every address carries windows
+    assert f"{host}: FAILED" in capsys.readouterr().out
+
+
+async def test_after_a_ttl_a_quiet_client_skips_a_dead_host_and_reconnects(servers: list[LumberjackServer]) -> None:
+    handler = Collector()
+    good = await serve(servers, handler)
+    dead = free_port()
+    client = LumberjackClient([f"127.0.0.1:{good}", f"127.0.0.1:{dead}"], ttl=1.0, **FAST)
+    await client.send(events(2))
+    await asyncio.sleep(3.5)  # the rotation meets the dead host while there is nothing to send
+    assert client.connected and client.connects >= 2
+    await client.close()
+    exactly_once([handler], 2)
