@@ -7,8 +7,9 @@ cluster's own ceiling measured in the same run.
    the three nodes with `bulk_concurrency` requests in flight per node (what 3 aggregators keep in
    flight), by the minimal loader (benchmarks.loader).
 4. logship with N aggregators (each listing all three nodes) and one shipper load balancing over
-   them (`loadbalance: true`), for N in `f_aggregators`; docs/s from `_count` every 250 ms, and the
-   events each aggregator indexed (its /metrics).
+   them (`loadbalance: true`, `max_pending_windows` times N windows in flight), for N in
+   `f_aggregators`; docs/s from `_count` every 250 ms, and the events each aggregator indexed (its
+   /metrics).
 The machine's cores are shared by the three JVMs, the aggregators and the shipper: the figures show
 how the pipeline shares a box with its cluster, not what separate machines would give.
 """
@@ -68,6 +69,7 @@ async def ceiling_over(urls: list[str], bodies: list[tuple[int, bytes]], per_nod
 
 
 def pipeline(ctx: Context, cluster: BenchCluster, fs: FileSet, n: int) -> dict[str, Any]:
+    p = ctx.profile
     tag = f"{n}agg"
     cluster.delete(PATTERN)
     aggs = start_aggregators(ctx, cluster, n, tag)
@@ -77,6 +79,10 @@ def pipeline(ctx: Context, cluster: BenchCluster, fs: FileSet, n: int) -> dict[s
         cfg = shipper_config(ctx.profile, fs.glob, aggs[0][1], work)
         cfg["output"]["hosts"] = [f"127.0.0.1:{port}" for _, port in aggs]
         cfg["output"]["loadbalance"] = n > 1
+        # each connection takes at most its share of the windows in flight: with fewer windows than
+        # aggregators, one of them would get nothing (hundreds of shippers, each with its own
+        # windows, spread production load instead)
+        cfg["output"]["max_pending_windows"] = p.max_pending_windows * n
         shipper = spawn_logship("shipper", cfg, work, "shipper", ctx.profile_dir)
         try:
             procs = [shipper, *(a for a, _ in aggs)]
@@ -100,6 +106,7 @@ def pipeline(ctx: Context, cluster: BenchCluster, fs: FileSet, n: int) -> dict[s
         "docs_per_s": fs.lines / seconds if seconds else 0.0,
         "steady_docs_per_s": steady_rate(timeline, fs.lines),
         "indexed_per_aggregator": per_agg,
+        "shipper_max_pending_windows": p.max_pending_windows * n,
         "shipper_cpu_s": round(shipper.samples[-1].cpu, 2) if shipper.samples else None,
         "aggregators_cpu_s": [round(a.samples[-1].cpu, 2) if a.samples else None for a, _ in aggs],
         "aggregators_rss_peak_mib": [mib(a.peak_rss()) for a, _ in aggs],
