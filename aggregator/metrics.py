@@ -51,4 +51,10 @@ class Metrics:
             ["node"],
             registry=r,
         )
+        self.node_requests = Counter(
+            "logship_aggregator_opensearch_node_requests",
+            "Bulk requests sent to each OpenSearch node, by result (answered, unreachable)",
+            ["node", "result"],
+            registry=r,
+        )
         self.windows_acked = Counter("logship_aggregator_windows_acked", "Windows settled and acknowledged", registry=r)

@@ -104,6 +104,10 @@ class OpenSearchSink:
         if self.metrics is not None:
             self.metrics.node_up.labels(url).set(1 if up else 0)
 
+    def _count(self, url: str, result: str) -> None:
+        if self.metrics is not None:
+            self.metrics.node_requests.labels(url, result).inc()
+
     async def bulk(self, body: bytes, docs: int) -> Any:
         headers = {"content-type": "application/x-ndjson"}
         if self.gzip_bodies:
@@ -118,7 +122,11 @@ class OpenSearchSink:
             tried.add(url)
             try:
                 response = await self._send(url, body, headers)
+            except SinkError:
+                self._count(url, "answered")  # with an error status: the node is up
+                raise
             except _Unreachable as exc:
+                self._count(url, "unreachable")
                 delay = self.pool.failed(url, time.monotonic())
                 self._healthy(url, False)
                 self._start_background()
@@ -134,6 +142,7 @@ class OpenSearchSink:
                     raise SinkError(str(exc), 0) from None
                 url = others[0]
                 continue
+            self._count(url, "answered")
             if self.pool.succeeded(url):
                 self._healthy(url, True)
                 log.info("OpenSearch node %s answers again", url)

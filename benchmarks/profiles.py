@@ -35,6 +35,10 @@ class Profile:
     e_outage: float = 60.0
     e_files: int = 20
     e_drain_timeout: float = 240.0
+    # f: files -> shipper -> 1/2/3 aggregators -> a 3-node cluster (c_files files)
+    f_lines: int = 400_000
+    f_aggregators: tuple[int, ...] = (1, 2, 3)
+    f_cluster_heap: str = "512m"
     # shared settings of the pipeline under test
     shipper_connections: int = 1  # >1: the aggregator listed that many times with loadbalance on
     window_size: int = 2048
@@ -71,6 +75,7 @@ PROFILES = {
         e_outage=3.0,
         e_files=4,
         e_drain_timeout=90.0,
+        f_lines=5_000,
     ),
     "quick": Profile(
         name="quick",
@@ -89,6 +94,7 @@ PROFILES = {
         e_warmup=3.0,
         e_outage=10.0,
         e_drain_timeout=120.0,
+        f_lines=30_000,
     ),
     "full": Profile(name="full"),
 }

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from benchmarks import conditions, plots, report
-from benchmarks.cases import a_shipper, b_aggregator, c_pipeline, d_latency, e_outage
+from benchmarks.cases import a_shipper, b_aggregator, c_pipeline, d_latency, e_outage, f_cluster
 from benchmarks.cases.common import Context, Peers
 from benchmarks.node import BenchNode, NodeError
 from benchmarks.peers import filebeat, rsyslog
@@ -38,6 +38,8 @@ CASES: dict[str, tuple[str, Callable[[Context], dict[str, Any]], bool]] = {
     "c": ("files -> shipper -> aggregator -> OpenSearch, and the ceiling", c_pipeline.run, True),
     "d": ("latency written -> searchable", d_latency.run, True),
     "e": ("OpenSearch outage: memory and drain", e_outage.run, True),
+    # not in the default set: it starts a 3-node cluster of its own (`--cases f`)
+    "f": ("files -> shipper -> 1/2/3 aggregators -> 3-node cluster, and its ceiling", f_cluster.run, False),
 }
 
 

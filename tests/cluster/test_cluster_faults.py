@@ -148,8 +148,12 @@ def test_write_queues_full_429_only_rejected_items_resent(cluster_rig: ClusterRi
     # the rejections were per document and only those were resent: nothing was dead-lettered
     assert rig.aggregator.metrics().get("logship_aggregator_events_dead_lettered_total", 0.0) == 0.0
     partial = labelled(rig.aggregator, "logship_aggregator_bulk_requests_total").get(("partial",), 0.0)
+    # the bulk requests were spread over the three nodes
+    per_node = labelled(rig.aggregator, "logship_aggregator_opensearch_node_requests_total")
+    answered = {node: n for (node, result), n in per_node.items() if result == "answered"}
+    assert len(answered) == 3 and min(answered.values()) >= 0.2 * max(answered.values()), per_node
     print(
         f"\n429: {report.expected} events, {report.found} found, {len(report.missing)} missing, "
         f"{sum(report.duplicates.values())} duplicates; {rejected:.0f} event deliveries rejected with 429, "
-        f"{partial:.0f} partially rejected bulks"
+        f"{partial:.0f} partially rejected bulks; bulk requests per node {sorted(answered.values())}"
     )
