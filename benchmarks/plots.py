@@ -17,12 +17,13 @@ import matplotlib.pyplot as plt
 import orjson
 from matplotlib.figure import Figure
 
-LOGSHIP, FILEBEAT, RSYSLOG, CEILING = "#1f77b4", "#ff7f0e", "#2ca02c", "#7f7f7f"
+LOGSHIP, FILEBEAT, RSYSLOG, CEILING, FLUENTBIT = "#1f77b4", "#ff7f0e", "#2ca02c", "#7f7f7f", "#9467bd"
+AGENT_COLORS = {"logship": LOGSHIP, "filebeat": FILEBEAT, "rsyslog": RSYSLOG, "fluentbit": FLUENTBIT}
 
 
 def _footer(fig: Figure, results: dict[str, Any], case: dict[str, Any]) -> None:
     m, v = results["machine"], results["versions"]
-    peers = ", ".join(str(val) for k, val in v.items() if k in ("filebeat", "rsyslog") and val)
+    peers = ", ".join(str(val) for k, val in v.items() if k in ("filebeat", "fluentbit", "rsyslog") and val)
     cond = ", ".join(f"{k}={val}" for k, val in case.get("conditions", {}).items() if not isinstance(val, dict))
     text = (
         f"{results['mode']} run {results['started_at'][:16]}Z | {m['cpu_count']} CPUs ({m['cpu_model']}), "
@@ -44,18 +45,22 @@ def _new(title: str, ncols: int = 1, footer_lines: int = 5) -> tuple[Figure, Any
 
 def plot_a(results: dict[str, Any], case: dict[str, Any], out: Path) -> Path:
     rows = [r for r in case["rows"] + case.get("peers", []) if "error" not in r]
-    labels = [f"{r['agent']}\n{r['files']} files\nz={r['compression_level']}" for r in rows]
-    colors = [LOGSHIP if r["agent"] == "logship" else FILEBEAT for r in rows]
-    fig, axes = _new("a. shipper -> blackhole protocol server (256-byte Docker JSON lines)", 3)
+    labels = [
+        f"{r['agent']}\n{str(r.get('format', 'docker')).split()[0]} {r['files']}f\n"
+        f"z={'-' if r.get('compression_level') is None else r['compression_level']}"
+        for r in rows
+    ]
+    colors = [AGENT_COLORS.get(r["agent"], FILEBEAT) for r in rows]
+    fig, axes = _new("a. shipper -> blackhole (Fluent Bit: tail -> null), 256-byte lines, one core each", 3)
     for ax, key, title, target in (
         (axes[0], "mib_per_s", "MiB/s (higher is better)", 50.0),
         (axes[1], "cpu_s_per_gib", "CPU seconds per GiB (lower is better)", None),
-        (axes[2], "rss_peak_mib", "peak RSS MiB (lower is better)", 64.0),
+        (axes[2], "rss_peak_mib", "peak RSS MiB (lower is better)", 48.0),
     ):
         values = [r[key] for r in rows]
         bars = ax.bar(range(len(rows)), values, color=colors)
         ax.bar_label(bars, fmt="%.0f", fontsize=7)
-        ax.set_xticks(range(len(rows)), labels, fontsize=6.5)
+        ax.set_xticks(range(len(rows)), labels, fontsize=5)
         ax.set_title(title, fontsize=9)
         if target is not None:
             ax.axhline(target, color="red", linestyle="--", linewidth=1, label=f"target {target:g}")
@@ -87,7 +92,7 @@ def plot_c(results: dict[str, Any], case: dict[str, Any], out: Path) -> Path:
     for row, color in (
         [(case["logship"], LOGSHIP)]
         + [(v, "#9ecae1") for v in case.get("logship_variants", [])]
-        + [(p, FILEBEAT if p["agent"] == "filebeat" else RSYSLOG) for p in case.get("peers", []) if "timeline" in p]
+        + [(p, AGENT_COLORS.get(p["agent"], RSYSLOG)) for p in case.get("peers", []) if "timeline" in p]
     ):
         t = [x for x, _ in row["timeline"]]
         n = [y for _, y in row["timeline"]]
@@ -108,7 +113,7 @@ def plot_c(results: dict[str, Any], case: dict[str, Any], out: Path) -> Path:
     values = [case["ceiling"]["steady_docs_per_s"], case["logship"]["steady_docs_per_s"]]
     values += [v["steady_docs_per_s"] for v in variants] + [p["steady_docs_per_s"] for p in peers]
     colors = [CEILING] + [LOGSHIP] * (1 + len(variants))
-    colors += [FILEBEAT if p["agent"] == "filebeat" else RSYSLOG for p in peers]
+    colors += [AGENT_COLORS.get(p["agent"], RSYSLOG) for p in peers]
     bars = axes[1].bar(names, values, color=colors)
     axes[1].bar_label(bars, fmt="%.0f", fontsize=8)
     axes[1].axhline(0.9 * values[0], color="red", linestyle="--", linewidth=1, label="target: 90% of ceiling")
