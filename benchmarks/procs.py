@@ -227,7 +227,11 @@ def spawn_logship(
         profile_dir.mkdir(parents=True, exist_ok=True)
         n = len(list(profile_dir.glob(f"{name}-*.prof")))
         argv[1:2] = ["-m", "cProfile", "-o", str(profile_dir / f"{name}-{n}.prof"), "-m"]
-    return spawn(name, argv, workdir, cpu=cpu)
+    # LOGSHIP_BENCH_CODE: another checkout's logship (e.g. the commit before a change), measured by this
+    # checkout's benchmarks in the same run
+    code = os.environ.get("LOGSHIP_BENCH_CODE")
+    env = {"PYTHONPATH": f"{code}{os.pathsep}{ROOT}"} if code else None
+    return spawn(name, argv, workdir, env=env, cpu=cpu)
 
 
 # The core an agent under test is pinned to in case a (`taskset -c`); the receivers run elsewhere.
