@@ -81,9 +81,12 @@ def measure(
 MEDIAN_KEYS = ("lines_per_s", "mib_per_s", "cpu_s_per_gib", "mib_per_cpu_s", "rss_peak_mib", "rss_settled_mib")
 
 
-def run_one(ctx: Context, fs: FileSet, compression: int | None, agent: str = "logship") -> dict[str, Any]:
-    """One measurement of `agent` reading `fs` (compression None: Fluent Bit, which sends nothing)."""
-    work = ctx.dir(f"a-{agent}-{fs.files}-{fs.fmt}-z{compression}")
+def run_one(
+    ctx: Context, fs: FileSet, compression: int | None, agent: str = "logship", repeat: int = 0
+) -> dict[str, Any]:
+    """One measurement of `agent` reading `fs` (compression None: Fluent Bit, which sends nothing).
+    Each repeat has a directory (registry, data) of its own, so it reads the files from the start."""
+    work = ctx.dir(f"a-{agent}-{fs.files}-{fs.fmt}-z{compression}-{repeat}")
     label = f"{agent} {fs.fmt} files={fs.files} compression={compression}"
     # the peer, far slower, is timed over the first `a_peer_lines` lines only (full mode)
     lines = fs.lines if agent != "filebeat" else min(fs.lines, ctx.profile.a_peer_lines)
@@ -115,9 +118,9 @@ def run_one(ctx: Context, fs: FileSet, compression: int | None, agent: str = "lo
 def run_median(ctx: Context, fs: FileSet, compression: int | None, agent: str = "logship") -> dict[str, Any]:
     """`a_repeats` runs; each figure of MEDIAN_KEYS is the median over them, every run kept in `runs`."""
     runs: list[dict[str, Any]] = []
-    for _ in range(max(1, ctx.profile.a_repeats)):
+    for repeat in range(max(1, ctx.profile.a_repeats)):
         try:
-            runs.append(run_one(ctx, fs, compression, agent))
+            runs.append(run_one(ctx, fs, compression, agent, repeat))
         except RuntimeError as exc:
             ctx.say("a", f"{agent} failed: {exc}")
             return {"agent": agent, "files": fs.files, "compression_level": compression, **fs.describe(),
