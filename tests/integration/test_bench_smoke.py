@@ -109,6 +109,7 @@ def test_smoke_run_writes_results_and_plots(tmp_path: Path) -> None:
         "a_shipper.png",
         "b_aggregator.png",
         "c_pipeline.png",
+        "c_pipeline_fair.png",
         "d_latency.png",
         "e_outage.png",
     ]
