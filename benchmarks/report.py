@@ -224,11 +224,46 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    """The README table: each target, the measured figure and the verdict."""
+    """The README tables: each target, the measured figure and the verdict; case a with the peers
+    beside logship; case c, both variants."""
     out = ["| target | goal | measured | verdict | where |", "|---|---|---|---|---|"]
     for t in results.get("targets", []):
         out.append(f"| {t['target']} | {t['goal']} | {_fmt(t['value'], t['unit'])} | {_verdict(t['met'])} | "
                    f"{t['measured_in']} |")  # fmt: skip
+    a = results.get("cases", {}).get("a", {})
+    if a.get("rows"):
+        out += ["", "| agent | format | files | zlib | lines/s | MiB/s | CPU s/GiB | peak RSS MiB | at rest MiB |",
+                "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        rows = [r for r in a["rows"] + a.get("peers", []) if "error" not in r]
+        rows.sort(key=lambda r: (str(r.get("format")), r["files"], r["agent"] != "logship", r["agent"]))
+        for r in rows:
+            z = "-" if r.get("compression_level") is None else r["compression_level"]
+            out.append(f"| {r['agent']} | {str(r.get('format', 'docker')).split()[0]} | {r['files']:,} | {z} | "
+                       f"{r['lines_per_s']:,.0f} | {r['mib_per_s']:.1f} | {r['cpu_s_per_gib']:.1f} | "
+                       f"{r['rss_peak_mib']:.1f} | {r['rss_settled_mib']:.1f} |")  # fmt: skip
+    c_case = results.get("cases", {}).get("c", {})
+    for c, title in ((c_case, "shared cores"), (c_case.get("fair", {}), "fair")):
+        if "logship" not in c:
+            continue
+        ceil = c["ceiling"]["steady_docs_per_s"]
+        out += ["", f"| {title}: run | steady docs/s | vs ceiling | agent CPU s | agent peak RSS MiB |",
+                "|---|---|---|---|---|"]  # fmt: skip
+        out.append(f"| ceiling (loader) | {ceil:,.0f} | 100% | | |")
+        lg = c["logship"]
+        out.append(f"| logship | {lg['steady_docs_per_s']:,.0f} | {c['ratio_to_ceiling']:.0%} | "
+                   f"{lg['agent_cpu_s']} + aggregator {lg['aggregator_cpu_s']} | "
+                   f"{lg['agent_rss_peak_mib']} + {lg['aggregator_rss_peak_mib']} |")  # fmt: skip
+        for v in c.get("logship_variants", []):
+            out.append(f"| logship, {v['shipper_connections']} connections | {v['steady_docs_per_s']:,.0f} | "
+                       f"{v['ratio_to_ceiling']:.0%} | | |")  # fmt: skip
+        for peer in c.get("peers", []):
+            if "error" in peer:
+                out.append(f"| {peer['agent']} | error: {peer['error'][:80]} | | | |")
+                continue
+            extra = f" + aggregator {peer['aggregator_cpu_s']}" if peer.get("aggregator_cpu_s") is not None else ""
+            out.append(f"| {peer['agent']} | {peer['steady_docs_per_s']:,.0f} | "
+                       f"{peer['steady_docs_per_s'] / ceil:.0%} | {peer.get('agent_cpu_s')}{extra} | "
+                       f"{peer.get('agent_rss_peak_mib')} |")  # fmt: skip
     return "\n".join(out)
 
 
