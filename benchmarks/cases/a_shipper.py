@@ -162,7 +162,7 @@ def run(ctx: Context) -> dict[str, Any]:
             "filebeat": "max_procs 1, container input, Logstash output"
             if ctx.peers.filebeat
             else ctx.peers.filebeat_reason,
-            "fluentbit": "tail (multiline.parser docker, cri; DB) -> null; clock over its input's records"
+            "fluentbit": "tail (multiline.parser docker, cri; DB) -> null, Flush 1 s; clock over its input's records"
             if ctx.peers.fluentbit
             else ctx.peers.fluentbit_reason,
         },
