@@ -86,7 +86,7 @@ def with_overrides(profile: Profile, pairs: list[str]) -> Profile:
         current = getattr(profile, key)
         try:
             if isinstance(current, tuple):
-                changes[key] = tuple(int(x) for x in text.split(","))
+                changes[key] = tuple(int(x) for x in text.split(",") if x)  # "" = empty
             elif isinstance(current, bool):
                 changes[key] = text.lower() in ("1", "true", "yes")
             else:
