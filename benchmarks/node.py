@@ -6,6 +6,7 @@ under the same name is reused and left running; one this run started is stopped 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -62,6 +63,12 @@ class BenchNode:
         if out.returncode != 0 or not out.stdout.strip().isdigit():
             raise NodeError(f"no pid for OpenSearch instance {self.name}: {out.stderr.strip()}")
         return int(out.stdout.strip())
+
+    def pin(self, cpus: set[int]) -> None:
+        """Hold every thread of the node's JVM to `cpus` (threads it starts later inherit it)."""
+        for thread in psutil.Process(self.pid()).threads():
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(thread.id, cpus)
 
     def cpu_seconds(self) -> float:
         """User + system CPU seconds the node's JVM has used so far."""

@@ -17,12 +17,13 @@ import matplotlib.pyplot as plt
 import orjson
 from matplotlib.figure import Figure
 
-LOGSHIP, FILEBEAT, RSYSLOG, CEILING = "#1f77b4", "#ff7f0e", "#2ca02c", "#7f7f7f"
+LOGSHIP, FILEBEAT, RSYSLOG, CEILING, FLUENTBIT = "#1f77b4", "#ff7f0e", "#2ca02c", "#7f7f7f", "#9467bd"
+AGENT_COLORS = {"logship": LOGSHIP, "filebeat": FILEBEAT, "rsyslog": RSYSLOG, "fluentbit": FLUENTBIT}
 
 
 def _footer(fig: Figure, results: dict[str, Any], case: dict[str, Any]) -> None:
     m, v = results["machine"], results["versions"]
-    peers = ", ".join(str(val) for k, val in v.items() if k in ("filebeat", "rsyslog") and val)
+    peers = ", ".join(str(val) for k, val in v.items() if k in ("filebeat", "fluentbit", "rsyslog") and val)
     cond = ", ".join(f"{k}={val}" for k, val in case.get("conditions", {}).items() if not isinstance(val, dict))
     text = (
         f"{results['mode']} run {results['started_at'][:16]}Z | {m['cpu_count']} CPUs ({m['cpu_model']}), "
@@ -44,21 +45,32 @@ def _new(title: str, ncols: int = 1, footer_lines: int = 5) -> tuple[Figure, Any
 
 def plot_a(results: dict[str, Any], case: dict[str, Any], out: Path) -> Path:
     rows = [r for r in case["rows"] + case.get("peers", []) if "error" not in r]
-    labels = [f"{r['agent']}\n{r['files']} files\nz={r['compression_level']}" for r in rows]
-    colors = [LOGSHIP if r["agent"] == "logship" else FILEBEAT for r in rows]
-    fig, axes = _new("a. shipper -> blackhole protocol server (256-byte Docker JSON lines)", 3)
+    # grouped by file set: logship and the peers that read the same files next to each other
+    rows.sort(key=lambda r: (str(r.get("format", "docker")), r["files"], r["agent"] != "logship", r["agent"]))
+    labels = [
+        f"{r['agent']} {str(r.get('format', 'docker')).split()[0]} {r['files']:,} files "
+        f"z={'-' if r.get('compression_level') is None else r['compression_level']}"
+        for r in rows
+    ]
+    colors = [AGENT_COLORS.get(r["agent"], FILEBEAT) for r in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(17, 3.2 + 0.22 * len(rows)), sharey=True)
+    fig.suptitle(
+        "a. shipper -> blackhole (Fluent Bit: tail -> null), 256-byte lines, each agent on one core", fontsize=11
+    )
+    fig.subplots_adjust(left=0.16, bottom=0.1 + 1.2 / (3.2 + 0.22 * len(rows)), top=0.9, wspace=0.15)
     for ax, key, title, target in (
         (axes[0], "mib_per_s", "MiB/s (higher is better)", 50.0),
         (axes[1], "cpu_s_per_gib", "CPU seconds per GiB (lower is better)", None),
-        (axes[2], "rss_peak_mib", "peak RSS MiB (lower is better)", 64.0),
+        (axes[2], "rss_peak_mib", "peak RSS MiB (lower is better)", 48.0),
     ):
         values = [r[key] for r in rows]
-        bars = ax.bar(range(len(rows)), values, color=colors)
-        ax.bar_label(bars, fmt="%.0f", fontsize=7)
-        ax.set_xticks(range(len(rows)), labels, fontsize=6.5)
+        bars = ax.barh(range(len(rows)), values, color=colors)
+        ax.bar_label(bars, fmt="%.1f" if key == "cpu_s_per_gib" else "%.0f", fontsize=7)
+        ax.set_yticks(range(len(rows)), labels, fontsize=7)
+        ax.invert_yaxis()
         ax.set_title(title, fontsize=9)
         if target is not None:
-            ax.axhline(target, color="red", linestyle="--", linewidth=1, label=f"target {target:g}")
+            ax.axvline(target, color="red", linestyle="--", linewidth=1, label=f"target {target:g}")
             ax.legend(fontsize=7)
     return _save(fig, results, case, out / "a_shipper.png")
 
@@ -70,7 +82,7 @@ def plot_b(results: dict[str, Any], case: dict[str, Any], out: Path) -> Path:
     fig, axes = _new("b. protocol client -> aggregator -> blackhole", 2)
     names = [n for n, _ in rows]
     for ax, key, title, target, label in (
-        (axes[0], "events_per_s", "events/s", 150_000, "target 150,000"),
+        (axes[0], "events_per_s", "events/s", 250_000, "target 250,000"),
         (axes[1], "aggregator_rss_peak_mib", "aggregator peak RSS MiB", 150, "target 150 MiB"),
     ):
         bars = ax.bar(names, [r[key] for _, r in rows], color=LOGSHIP)
@@ -81,13 +93,15 @@ def plot_b(results: dict[str, Any], case: dict[str, Any], out: Path) -> Path:
     return _save(fig, results, case, out / "b_aggregator.png")
 
 
-def plot_c(results: dict[str, Any], case: dict[str, Any], out: Path) -> Path:
-    fig, axes = _new(f"c. files -> OpenSearch: logship at {case['ratio_to_ceiling']:.0%} of the node's ceiling", 2)
+def plot_c(results: dict[str, Any], case: dict[str, Any], out: Path, variant: str = "shared cores") -> Path:
+    fig, axes = _new(
+        f"c. files -> OpenSearch ({variant}): logship at {case['ratio_to_ceiling']:.0%} of the node's ceiling", 2
+    )
     ax = axes[0]
     for row, color in (
         [(case["logship"], LOGSHIP)]
         + [(v, "#9ecae1") for v in case.get("logship_variants", [])]
-        + [(p, FILEBEAT if p["agent"] == "filebeat" else RSYSLOG) for p in case.get("peers", []) if "timeline" in p]
+        + [(p, AGENT_COLORS.get(p["agent"], RSYSLOG)) for p in case.get("peers", []) if "timeline" in p]
     ):
         t = [x for x, _ in row["timeline"]]
         n = [y for _, y in row["timeline"]]
@@ -108,13 +122,22 @@ def plot_c(results: dict[str, Any], case: dict[str, Any], out: Path) -> Path:
     values = [case["ceiling"]["steady_docs_per_s"], case["logship"]["steady_docs_per_s"]]
     values += [v["steady_docs_per_s"] for v in variants] + [p["steady_docs_per_s"] for p in peers]
     colors = [CEILING] + [LOGSHIP] * (1 + len(variants))
-    colors += [FILEBEAT if p["agent"] == "filebeat" else RSYSLOG for p in peers]
+    colors += [AGENT_COLORS.get(p["agent"], RSYSLOG) for p in peers]
     bars = axes[1].bar(names, values, color=colors)
     axes[1].bar_label(bars, fmt="%.0f", fontsize=8)
-    axes[1].axhline(0.9 * values[0], color="red", linestyle="--", linewidth=1, label="target: 90% of ceiling")
+    axes[1].axhline(0.95 * values[0], color="red", linestyle="--", linewidth=1, label="target: 95% of ceiling")
     axes[1].set_title("steady docs/s", fontsize=9)
     axes[1].legend(fontsize=7)
-    return _save(fig, results, case, out / "c_pipeline.png")
+    axes[1].tick_params(axis="x", labelsize=7)
+    name = "c_pipeline.png" if variant == "shared cores" else "c_pipeline_fair.png"
+    return _save(fig, results, case, out / name)
+
+
+def plot_c_fair(results: dict[str, Any], case: dict[str, Any], out: Path) -> Path | None:
+    fair = case.get("fair")
+    if not fair or "logship" not in fair:
+        return None
+    return plot_c(results, fair, out, "fair: OpenSearch on one core, each agent on the other")
 
 
 def plot_d(results: dict[str, Any], case: dict[str, Any], out: Path) -> Path:
@@ -126,7 +149,7 @@ def plot_d(results: dict[str, Any], case: dict[str, Any], out: Path) -> Path:
         ys = [(i + 1) / len(lat) for i in range(len(lat))]
         ax.plot(lat, ys, label=f"{row['rate_lines_per_s']:,} lines/s: p50 {row['latency_s']['p50']:.2f} s, "
                 f"p99 {row['latency_s']['p99']:.2f} s")  # fmt: skip
-    ax.axvline(2.0, color="red", linestyle="--", linewidth=1, label="target p99 <= 2 s")
+    ax.axvline(1.5, color="red", linestyle="--", linewidth=1, label="target p99 <= 1.5 s")
     ax.set_xlabel("seconds")
     ax.set_ylabel("share of probe lines searchable")
     ax.legend(fontsize=7)
@@ -170,6 +193,10 @@ def draw(results: dict[str, Any], out: Path) -> list[Path]:
     for name, case in results.get("cases", {}).items():
         if name in PLOTTERS and "error" not in case:
             paths.append(PLOTTERS[name](results, case, out))
+        if name == "c" and "error" not in case:
+            fair = plot_c_fair(results, case, out)
+            if fair is not None:
+                paths.append(fair)
     return paths
 
 

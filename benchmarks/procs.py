@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -174,9 +175,15 @@ def spawn(
     workdir: Path,
     env: dict[str, str] | None = None,
     stdout_pipe: bool = False,
+    cpu: str | None = None,
 ) -> Measured:
-    """Start `argv` in `workdir`, its output in `<name>.log` (stdout piped instead if asked)."""
+    """Start `argv` in `workdir`, its output in `<name>.log` (stdout piped instead if asked).
+
+    With `cpu` (a `taskset -c` list such as "1"), the process and its threads may run on those cores
+    only: a multi-threaded peer held to one core like the single-threaded shipper."""
     log_path = workdir / f"{name}.log"
+    if cpu is not None and shutil.which("taskset"):
+        argv = ["taskset", "-c", cpu, *argv]
     log = open(log_path, "ab")  # handed to the child, closed here once it has it
     try:
         popen = subprocess.Popen(
@@ -201,7 +208,12 @@ def write_config(path: Path, section: str, body: dict[str, object]) -> Path:
 
 
 def spawn_logship(
-    side: str, config: dict[str, object], workdir: Path, name: str | None = None, profile_dir: Path | None = None
+    side: str,
+    config: dict[str, object],
+    workdir: Path,
+    name: str | None = None,
+    profile_dir: Path | None = None,
+    cpu: str | None = None,
 ) -> Measured:
     """`python -m logship shipper|aggregator -c FILE` with the config written to `workdir`.
 
@@ -215,4 +227,12 @@ def spawn_logship(
         profile_dir.mkdir(parents=True, exist_ok=True)
         n = len(list(profile_dir.glob(f"{name}-*.prof")))
         argv[1:2] = ["-m", "cProfile", "-o", str(profile_dir / f"{name}-{n}.prof"), "-m"]
-    return spawn(name, argv, workdir)
+    # LOGSHIP_BENCH_CODE: another checkout's logship (e.g. the commit before a change), measured by this
+    # checkout's benchmarks in the same run
+    code = os.environ.get("LOGSHIP_BENCH_CODE")
+    env = {"PYTHONPATH": f"{code}{os.pathsep}{ROOT}"} if code else None
+    return spawn(name, argv, workdir, env=env, cpu=cpu)
+
+
+# The core an agent under test is pinned to in case a (`taskset -c`); the receivers run elsewhere.
+AGENT_CPU = os.environ.get("LOGSHIP_BENCH_AGENT_CPU", str(max(0, (os.cpu_count() or 1) - 1)))

@@ -13,6 +13,8 @@ class Profile:
     line_bytes: int = 256
     # a: shipper -> blackhole
     a_file_counts: tuple[int, ...] = (1, 100, 1000)
+    a_cri_file_counts: tuple[int, ...] = (1, 1000)  # CRI sets as well as the Docker ones
+    a_repeats: int = 3  # each figure is the median of this many runs
     a_compression: tuple[int, ...] = (0, 3)
     a_mib: int = 256  # per file set
     a_peer_lines: int = 262_144  # Filebeat is timed over this many lines of each set (64 MiB)
@@ -24,6 +26,7 @@ class Profile:
     c_lines: int = 400_000
     c_connection_variants: tuple[int, ...] = (4,)  # also run logship with this many shipper connections
     c_ceiling_runs: int = 2  # the best of these is the ceiling (the node's speed wanders on shared cores)
+    c_fair: bool = True  # also run the case with OpenSearch on one core and each agent on the other
     # d: latency
     d_rates: tuple[int, ...] = (1000, 10000)
     d_seconds: float = 30.0
@@ -58,6 +61,8 @@ PROFILES = {
     "smoke": Profile(
         name="smoke",
         a_file_counts=(1, 10),
+        a_cri_file_counts=(1,),
+        a_repeats=1,
         a_compression=(0, 3),
         a_mib=2,
         b_events=20_000,
@@ -80,6 +85,8 @@ PROFILES = {
     "quick": Profile(
         name="quick",
         a_file_counts=(1, 1000),
+        a_cri_file_counts=(1,),
+        a_repeats=1,
         a_compression=(0, 3),
         a_mib=16,
         b_events=200_000,

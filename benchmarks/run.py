@@ -27,7 +27,7 @@ from benchmarks import conditions, plots, report
 from benchmarks.cases import a_shipper, b_aggregator, c_pipeline, d_latency, e_outage, f_cluster
 from benchmarks.cases.common import Context, Peers
 from benchmarks.node import BenchNode, NodeError
-from benchmarks.peers import filebeat, rsyslog
+from benchmarks.peers import filebeat, fluentbit, rsyslog
 from benchmarks.procs import ROOT
 from benchmarks.profiles import PROFILES, Profile
 
@@ -50,15 +50,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--cases", default="abcde", help="which cases to run, e.g. 'ab' (default abcde)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="where results go")
-    p.add_argument("--node-name", default="bench", help="OpenSearch instance name (scripts/opensearch.sh --name)")
-    p.add_argument("--node-port", type=int, default=9230)
+    p.add_argument(
+        "--node-name",
+        default=os.environ.get("LOGSHIP_BENCH_NODE_NAME", "bench"),
+        help="OpenSearch instance name (scripts/opensearch.sh --name; env LOGSHIP_BENCH_NODE_NAME)",
+    )
+    p.add_argument("--node-port", type=int, default=int(os.environ.get("LOGSHIP_BENCH_NODE_PORT", "9230")))
     p.add_argument("--node-heap", default="1g")
     p.add_argument("--keep-node", action="store_true", help="leave a node this run started running afterwards")
     p.add_argument(
         "--peers",
         choices=["auto", "none", "build"],
         default="auto",
-        help="auto: compare with Filebeat/rsyslog if present; build: build Filebeat first if missing",
+        help="auto: compare with Filebeat/Fluent Bit/rsyslog if present; build: build Filebeat/Fluent Bit if missing",
     )
     p.add_argument("--workdir", type=Path, help="scratch directory (default: a temp dir, removed afterwards)")
     p.add_argument("--profile", type=Path, metavar="DIR", help="run shipper/aggregator under cProfile, profiles in DIR")
@@ -84,7 +88,7 @@ def with_overrides(profile: Profile, pairs: list[str]) -> Profile:
         current = getattr(profile, key)
         try:
             if isinstance(current, tuple):
-                changes[key] = tuple(int(x) for x in text.split(","))
+                changes[key] = tuple(int(x) for x in text.split(",") if x)  # "" = empty
             elif isinstance(current, bool):
                 changes[key] = text.lower() in ("1", "true", "yes")
             else:
@@ -97,12 +101,14 @@ def with_overrides(profile: Profile, pairs: list[str]) -> Profile:
 def find_peers(mode: str, ctx_say: Callable[[str], None]) -> Peers:
     peers = Peers()
     if mode == "none":
-        peers.filebeat_reason = peers.rsyslog_reason = "peers disabled (--peers none)"
+        peers.filebeat_reason = peers.rsyslog_reason = peers.fluentbit_reason = "peers disabled (--peers none)"
         return peers
     peers.filebeat, peers.filebeat_version, peers.filebeat_reason = filebeat.locate(build=mode == "build")
     peers.rsyslogd, peers.rsyslog_version, peers.rsyslog_reason = rsyslog.locate()
+    peers.fluentbit, peers.fluentbit_version, peers.fluentbit_reason = fluentbit.locate(build=mode == "build")
     for name, ok, why in (
         ("filebeat", peers.filebeat, peers.filebeat_reason),
+        ("fluent-bit", peers.fluentbit, peers.fluentbit_reason),
         ("rsyslog", peers.rsyslogd, peers.rsyslog_reason),
     ):
         ctx_say(f"peer {name}: {'found ' + str(ok) if ok else 'not used: ' + why}")
@@ -146,11 +152,13 @@ def main(argv: list[str] | None = None) -> int:
         "peers": {
             "filebeat": peers.filebeat_version or f"not measured: {peers.filebeat_reason}",
             "rsyslog": peers.rsyslog_version or f"not measured: {peers.rsyslog_reason}",
+            "fluentbit": peers.fluentbit_version or f"not measured: {peers.fluentbit_reason}",
         },
         "cases": {},
     }
     results["versions"]["filebeat"] = peers.filebeat_version
     results["versions"]["rsyslog"] = peers.rsyslog_version
+    results["versions"]["fluentbit"] = peers.fluentbit_version
     failed = False
     try:
         if any(CASES[c][2] for c in wanted):

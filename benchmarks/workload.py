@@ -16,15 +16,17 @@ from typing import Any
 
 from benchmarks.procs import PYTHON, Measured, spawn
 from logship.loggen import GenConfig, Generator
-from logship.loggen.formats import DOCKER, encode_docker
+from logship.loggen.formats import CRI, DOCKER, encode_docker
 
 # `{"log":"<msg>\n","stream":"stdout","time":"2026-11-26T21:37:22.504806000Z"}\n` is 71 bytes
 # around the message: a 185-byte message makes the 256-byte line of the targets.
 DOCKER_OVERHEAD = 71
+# `2026-11-26T21:37:22.504806000Z stdout F <msg>\n` is 41 bytes around the message
+CRI_OVERHEAD = 41
 
 
-def message_bytes(line_bytes: int) -> int:
-    return max(16, line_bytes - DOCKER_OVERHEAD)
+def message_bytes(line_bytes: int, fmt: str = DOCKER) -> int:
+    return max(16, line_bytes - (CRI_OVERHEAD if fmt == CRI else DOCKER_OVERHEAD))
 
 
 @dataclass
@@ -34,6 +36,7 @@ class FileSet:
     lines: int
     bytes: int
     run_id: str
+    fmt: str = DOCKER
 
     @property
     def glob(self) -> str:
@@ -49,21 +52,21 @@ class FileSet:
             "lines": self.lines,
             "bytes": self.bytes,
             "avg_line_bytes": round(self.avg_line_bytes, 1),
-            "format": "docker json-file",
+            "format": "docker json-file" if self.fmt == DOCKER else "cri",
         }
 
 
-def prewrite(root: Path, files: int, lines: int, line_bytes: int, seed: int = 1) -> FileSet:
-    """`lines` Docker json-file lines of `line_bytes` spread over `files` container logs."""
+def prewrite(root: Path, files: int, lines: int, line_bytes: int, seed: int = 1, fmt: str = DOCKER) -> FileSet:
+    """`lines` Docker json-file (or CRI) lines of `line_bytes` spread over `files` container logs."""
     root.mkdir(parents=True, exist_ok=True)
-    size = message_bytes(line_bytes)
+    size = message_bytes(line_bytes, fmt)
     gen = Generator(
         GenConfig(
             root=root,
             rate=0,
             lines=lines,
             pods=files,
-            format=DOCKER,
+            format=fmt,
             line_min=size,
             line_max=size,
             app_share=0,
@@ -72,7 +75,7 @@ def prewrite(root: Path, files: int, lines: int, line_bytes: int, seed: int = 1)
         )
     )
     manifest = gen.run()
-    return FileSet(root, files, int(manifest["events"]), int(manifest["bytes"]), gen.run_id)
+    return FileSet(root, files, int(manifest["events"]), int(manifest["bytes"]), gen.run_id, fmt)
 
 
 def start_live_load(

@@ -271,26 +271,47 @@ class CRIDecoder(_Merging):
 
     def decode(self, lines: Iterable[Line]) -> list[Record]:
         out: list[Record] = []
+        append = out.append
+        quarter = self._max // 4  # a str of this many characters has at most max_event_bytes bytes
+        pending = self._pending  # the same dict throughout: pieces are added to and popped from it
+        end = self._last_end
         for line in lines:
-            self._last_end = line.end
-            fields = line.data.split(b" ", 3)
-            if len(fields) < 3 or fields[1] not in (b"stdout", b"stderr") or fields[2][:1] not in (b"P", b"F"):
-                self._raw(line, out)
-                continue
-            ts = rfc3339_to_ms(fields[0].decode("ascii", "replace"))
-            if ts is None:
-                self._raw(line, out)
-                continue
-            text, replaced = decode_utf8(fields[3]) if len(fields) == 4 else ("", False)
-            flags: tuple[str, ...] = ()
-            if replaced or line.truncated:
-                flags = tuple(f for f, on in ((INVALID_UTF8, replaced), (TRUNCATED, line.truncated)) if on)
-            stream = "stdout" if fields[1] == b"stdout" else "stderr"
-            if fields[2][:1] == b"P":
-                self.piece(line, stream, text, ts, flags)
-            else:
-                self.last(line, stream, text, ts, flags, out)
+            offset, end, data, truncated = line
+            fields = data.split(b" ", 3)
+            # hot path: a whole (F), short, valid UTF-8 line with the runtimes' UTC nanosecond time,
+            # while no split line waits; the same record the general path makes, with fewer calls
+            if not pending and not truncated and len(fields) == 4:
+                t, s, tag, msg = fields
+                if tag == b"F" and (s == b"stdout" or s == b"stderr") and len(t) == 30 and t[29] == 90 and t[19] == 46:
+                    try:
+                        text = msg.decode("utf-8")
+                    except UnicodeDecodeError:
+                        text = None
+                    if text is not None and len(text) <= quarter:
+                        ts = t[:23].decode("ascii", "replace") + "Z"
+                        append(_new(Record, (offset, end, end, text, "stdout" if s == b"stdout" else "stderr", ts, ())))
+                        continue
+            self._general(line, fields, out)
+        self._last_end = end
         return out
+
+    def _general(self, line: Line, fields: list[bytes], out: list[Record]) -> None:
+        if len(fields) < 3 or fields[1] not in (b"stdout", b"stderr") or fields[2][:1] not in (b"P", b"F"):
+            self._raw(line, out)
+            return
+        ts = rfc3339_to_ms(fields[0].decode("ascii", "replace"))
+        if ts is None:
+            self._raw(line, out)
+            return
+        text, replaced = decode_utf8(fields[3]) if len(fields) == 4 else ("", False)
+        flags: tuple[str, ...] = ()
+        if replaced or line.truncated:
+            flags = tuple(f for f, on in ((INVALID_UTF8, replaced), (TRUNCATED, line.truncated)) if on)
+        stream = "stdout" if fields[1] == b"stdout" else "stderr"
+        if fields[2][:1] == b"P":
+            self.piece(line, stream, text, ts, flags)
+        else:
+            self.last(line, stream, text, ts, flags, out)
 
     def _raw(self, line: Line, out: list[Record]) -> None:
         text, replaced = decode_utf8(line.data)

@@ -5,31 +5,36 @@ without decoding the JSON, so the receiver is never the limit.
 
 The clock runs from the first event the blackhole receives to the last (start-up left out); CPU is
 the shipper's user+system seconds over the same span; RSS is the peak while it ships. Filebeat (its
-Logstash output) reads the same files into the same blackhole when it is available.
+Logstash output) reads the same files into the same blackhole when it is available; Fluent Bit reads
+them into its `null` output (its clock: first -> last record its input read, from its metrics).
+Every agent under test is pinned to one core (`taskset -c`, procs.AGENT_CPU); Docker json-file sets
+at every file count, CRI sets at `a_cri_file_counts`; each measurement is the median of `a_repeats`.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 from typing import Any
 
 from benchmarks.cases.common import Context, Throttle, mib, start_shipper
-from benchmarks.peers import filebeat
-from benchmarks.procs import Measured, free_port
+from benchmarks.peers import filebeat, fluentbit
+from benchmarks.procs import AGENT_CPU, Measured, free_port
 from benchmarks.sinks import start_sink
 from benchmarks.workload import FileSet, prewrite
+from logship.loggen.formats import CRI, DOCKER
 
 GIB = 2**30
 
 
-def file_set(ctx: Context, files: int) -> FileSet:
-    """The pre-written set for a file count, generated once per run and shared with case c."""
-    fs = ctx.file_sets.get(files)
+def file_set(ctx: Context, files: int, fmt: str = DOCKER) -> FileSet:
+    """The pre-written set for a file count and format, generated once per run."""
+    fs = ctx.file_sets.get((files, fmt))
     if fs is None:
         lines = max(files, ctx.profile.a_mib * 2**20 // ctx.profile.line_bytes)
-        ctx.say("a", f"writing {lines:,} lines of {ctx.profile.line_bytes} B into {files} files")
-        fs = prewrite(ctx.dir(f"files-{files}"), files, lines, ctx.profile.line_bytes)
-        ctx.file_sets[files] = fs
+        ctx.say("a", f"writing {lines:,} {fmt} lines of {ctx.profile.line_bytes} B into {files} files")
+        fs = prewrite(ctx.dir(f"files-{files}-{fmt}"), files, lines, ctx.profile.line_bytes, fmt=fmt)
+        ctx.file_sets[(files, fmt)] = fs
     return fs
 
 
@@ -73,45 +78,77 @@ def measure(
     }
 
 
-def run_one(ctx: Context, fs: FileSet, compression: int, agent: str = "logship") -> dict[str, Any]:
-    work = ctx.dir(f"a-{agent}-{fs.files}-z{compression}")
-    port = free_port()
-    sink = start_sink("frames", port, work)
-    label = f"{agent} files={fs.files} compression={compression}"
-    try:
-        if agent == "logship":
-            proc = start_shipper(ctx, fs.glob, port, work, compression)
-        else:
-            proc = filebeat.start(ctx, fs.glob, f"127.0.0.1:{port}", work, compression)
-        # the peer, far slower, is timed over the first `a_peer_lines` lines only (full mode)
-        lines = fs.lines if agent == "logship" else min(fs.lines, ctx.profile.a_peer_lines)
-        timeout = max(120.0, lines * ctx.profile.line_bytes / 2**20 * 4)  # 0.25 MiB/s is broken, not slow
-        result = measure(ctx, label, proc, sink, fs, timeout, lines)
-    finally:
-        sink.stop()
+MEDIAN_KEYS = ("lines_per_s", "mib_per_s", "cpu_s_per_gib", "mib_per_cpu_s", "rss_peak_mib", "rss_settled_mib")
+
+
+def run_one(
+    ctx: Context, fs: FileSet, compression: int | None, agent: str = "logship", repeat: int = 0
+) -> dict[str, Any]:
+    """One measurement of `agent` reading `fs` (compression None: Fluent Bit, which sends nothing).
+    Each repeat has a directory (registry, data) of its own, so it reads the files from the start."""
+    work = ctx.dir(f"a-{agent}-{fs.files}-{fs.fmt}-z{compression}-{repeat}")
+    label = f"{agent} {fs.fmt} files={fs.files} compression={compression}"
+    # the peer, far slower, is timed over the first `a_peer_lines` lines only (full mode)
+    lines = fs.lines if agent != "filebeat" else min(fs.lines, ctx.profile.a_peer_lines)
+    timeout = max(120.0, lines * ctx.profile.line_bytes / 2**20 * 4)  # 0.25 MiB/s is broken, not slow
+    if agent == "fluentbit":
+        proc, http_port = fluentbit.start(ctx, fs.glob, work, cpu=AGENT_CPU)
+        counter = fluentbit.RecordCounter(http_port)
+        try:
+            result = measure(ctx, label, proc, counter, fs, timeout, lines)
+        finally:
+            counter.stop()
+    else:
+        port = free_port()
+        sink = start_sink("frames", port, work)
+        try:
+            if agent == "logship":
+                proc = start_shipper(ctx, fs.glob, port, work, compression or 0, cpu=AGENT_CPU)
+            else:
+                proc = filebeat.start(ctx, fs.glob, f"127.0.0.1:{port}", work, compression or 0, cpu=AGENT_CPU)
+            result = measure(ctx, label, proc, sink, fs, timeout, lines)
+        finally:
+            sink.stop()
     ctx.say("a", f"{label}: {result['lines_per_s']:,.0f} lines/s, {result['mib_per_s']:.1f} MiB/s, "
-            f"{result['cpu_s_per_gib']:.0f} CPU s/GiB, RSS {result['rss_peak_mib']} MiB")  # fmt: skip
+            f"{result['cpu_s_per_gib']:.1f} CPU s/GiB, RSS {result['rss_peak_mib']} MiB "
+            f"(after {result['rss_settled_mib']} MiB)")  # fmt: skip
     return {"agent": agent, "files": fs.files, "compression_level": compression, **fs.describe(), **result}
+
+
+def run_median(ctx: Context, fs: FileSet, compression: int | None, agent: str = "logship") -> dict[str, Any]:
+    """`a_repeats` runs; each figure of MEDIAN_KEYS is the median over them, every run kept in `runs`."""
+    runs: list[dict[str, Any]] = []
+    for repeat in range(max(1, ctx.profile.a_repeats)):
+        try:
+            runs.append(run_one(ctx, fs, compression, agent, repeat))
+        except RuntimeError as exc:
+            ctx.say("a", f"{agent} failed: {exc}")
+            return {"agent": agent, "files": fs.files, "compression_level": compression, **fs.describe(),
+                    "error": str(exc)}  # fmt: skip
+    row = dict(sorted(runs, key=lambda r: r["cpu_s_per_gib"])[len(runs) // 2])
+    for key in MEDIAN_KEYS:
+        values = [r[key] for r in runs if r.get(key) is not None]
+        if values:
+            row[key] = statistics.median(values)
+    row["runs"] = [{k: r[k] for k in (*MEDIAN_KEYS, "runqueue_wait_share")} for r in runs]
+    return row
 
 
 def run(ctx: Context) -> dict[str, Any]:
     p = ctx.profile
+    sets = [(files, DOCKER) for files in p.a_file_counts] + [(files, CRI) for files in p.a_cri_file_counts]
     rows: list[dict[str, Any]] = []
-    for files in p.a_file_counts:
-        fs = file_set(ctx, files)
-        for level in p.a_compression:
-            rows.append(run_one(ctx, fs, level))
     peer_rows: list[dict[str, Any]] = []
-    if ctx.peers.filebeat:
-        for files in p.a_file_counts:
+    # each file set in turn, logship and the peers one after the other: they meet the same machine
+    for files, fmt in sets:
+        fs = file_set(ctx, files, fmt)
+        for level in p.a_compression:
+            rows.append(run_median(ctx, fs, level))
+        if ctx.peers.fluentbit:
+            peer_rows.append(run_median(ctx, fs, None, agent="fluentbit"))
+        if ctx.peers.filebeat and fmt == DOCKER:
             for level in p.a_compression:
-                try:
-                    peer_rows.append(run_one(ctx, file_set(ctx, files), level, agent="filebeat"))
-                except RuntimeError as exc:
-                    ctx.say("a", f"filebeat failed: {exc}")
-                    peer_rows.append(
-                        {"agent": "filebeat", "files": files, "compression_level": level, "error": str(exc)}
-                    )
+                peer_rows.append(run_median(ctx, fs, level, agent="filebeat"))
     return {
         "title": "shipper -> blackhole protocol server",
         "conditions": {
@@ -119,10 +156,15 @@ def run(ctx: Context) -> dict[str, Any]:
             "window_size": p.window_size,
             "max_pending_windows": p.max_pending_windows,
             "mib_per_file_set": p.a_mib,
+            "repeats": p.a_repeats,
+            "pinned_to_cpu": AGENT_CPU,
             "clock": "first event received -> last event received by the blackhole",
             "filebeat": "max_procs 1, container input, Logstash output"
             if ctx.peers.filebeat
             else ctx.peers.filebeat_reason,
+            "fluentbit": "tail (multiline.parser docker, cri; DB) -> null, Flush 1 s; clock over its input's records"
+            if ctx.peers.fluentbit
+            else ctx.peers.fluentbit_reason,
         },
         "rows": rows,
         "peers": peer_rows,

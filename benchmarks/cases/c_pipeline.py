@@ -4,15 +4,24 @@
 2. logship end to end into the benchmark node; docs/s from `_count` polled every 250 ms.
 3. The ceiling: the recorded documents as the aggregator's own pre-serialized `_bulk` bodies, same
    bulk size and concurrency, sent by a minimal aiohttp loader (benchmarks.loader).
-4. Peers into the same node where available: Filebeat -> our aggregator, rsyslog -> OpenSearch.
+4. Peers into the same node where available: Filebeat -> our aggregator, Fluent Bit (`opensearch`
+   output) and rsyslog straight into OpenSearch.
 The ratio uses steady rates (10% -> 90% of the documents), so process start-up is left out of both.
+
+The fair variant (`c_fair`, the headline): OpenSearch pinned to one core and, on the other core, in
+turn the loader, logship (shipper and aggregator), Filebeat -> aggregator, Fluent Bit and rsyslog
+(the runner pins itself, so every process it starts inherits the core). The shared-cores run, where
+everything competes for both cores, is kept beside it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from benchmarks.cases.common import (
@@ -27,7 +36,7 @@ from benchmarks.cases.common import (
 )
 from benchmarks.loader import bulk_bodies, ceiling, steady_rate
 from benchmarks.node import BenchNode
-from benchmarks.peers import filebeat, rsyslog
+from benchmarks.peers import filebeat, fluentbit, rsyslog
 from benchmarks.procs import Measured, free_port
 from benchmarks.sinks import start_sink
 from benchmarks.workload import FileSet, prewrite
@@ -129,9 +138,9 @@ def pipeline(ctx: Context, node: BenchNode, fs: FileSet, agent: str, tag: str = 
     }
 
 
-def rsyslog_pipeline(ctx: Context, node: BenchNode, fs: FileSet) -> dict[str, Any]:
+def rsyslog_pipeline(ctx: Context, node: BenchNode, fs: FileSet, tag: str = "") -> dict[str, Any]:
     assert ctx.peers.rsyslogd is not None
-    work = ctx.dir("c-rsyslog")
+    work = ctx.dir(f"c-rsyslog{tag}")
     index = rsyslog.INDEX
     node.delete(index)
     p = ctx.profile
@@ -161,6 +170,38 @@ def rsyslog_pipeline(ctx: Context, node: BenchNode, fs: FileSet) -> dict[str, An
     }
 
 
+def fluentbit_pipeline(ctx: Context, node: BenchNode, fs: FileSet, tag: str = "") -> dict[str, Any]:
+    """Fluent Bit's tail -> opensearch output into its own index (dynamic mapping: its documents carry
+    `log`, `stream`, `time` and `@timestamp`), as many bulk requests in flight as the aggregator."""
+    work = ctx.dir(f"c-fluentbit{tag}")
+    index = fluentbit.INDEX
+    node.delete(index)
+    proc, _ = fluentbit.start(ctx, fs.glob, work, opensearch_url=node.url, flush=ctx.profile.bulk_max_delay)
+    node_cpu = node.cpu_seconds()
+    try:
+        timeline, seconds, _ = watch_count(ctx, node, index, fs.lines, [proc], "fluent-bit")
+        node_cpu = node.cpu_seconds() - node_cpu
+    finally:
+        proc.stop()
+    final = node.count(index, refresh=True)
+    node.delete(index)
+    if final < fs.lines:
+        ctx.say("c", f"fluent-bit: {fs.lines - final:,} of {fs.lines:,} lines never reached OpenSearch")
+    return {
+        "agent": "fluentbit",
+        "docs": fs.lines,
+        "docs_indexed": final,
+        "docs_missing": fs.lines - final,
+        "seconds": round(seconds, 3),
+        "docs_per_s": final / seconds,
+        "steady_docs_per_s": steady_rate(timeline, final),
+        "agent_rss_peak_mib": mib(proc.peak_rss()),
+        "agent_cpu_s": round(proc.samples[-1].cpu, 2) if proc.samples else None,
+        "opensearch_cpu_s": round(node_cpu, 2),
+        "timeline": [(round(t, 2), n) for t, n in timeline],
+    }
+
+
 def prime(ctx: Context, node: BenchNode, bodies: list[tuple[int, bytes]]) -> None:
     """Install logship's index template (an aggregator start does it) and warm the node's JVM with a
     quarter of the documents, not counted: a cold JVM indexes far slower until it has compiled."""
@@ -170,6 +211,22 @@ def prime(ctx: Context, node: BenchNode, bodies: list[tuple[int, bytes]]) -> Non
     ctx.say("c", "warming up the node (not counted)")
     asyncio.run(ceiling(node.url, bodies[: max(1, len(bodies) // 4)], ctx.profile.bulk_concurrency))
     node.delete(PATTERN)
+
+
+@contextlib.contextmanager
+def pinned(ctx: Context, node: BenchNode) -> Iterator[tuple[int, int]]:
+    """OpenSearch on the first core, this runner (and every process it starts) on the last one."""
+    cores = sorted(os.sched_getaffinity(0))
+    node_core, agent_core = cores[0], cores[-1]
+    before = os.sched_getaffinity(0)
+    node.pin({node_core})
+    os.sched_setaffinity(0, {agent_core})
+    try:
+        yield node_core, agent_core
+    finally:
+        os.sched_setaffinity(0, before)
+        with contextlib.suppress(Exception):
+            node.pin(set(cores))
 
 
 def run(ctx: Context) -> dict[str, Any]:
@@ -183,10 +240,25 @@ def run(ctx: Context) -> dict[str, Any]:
     bodies, docs = bulk_bodies(recorded, p.bulk_max_docs, p.bulk_max_bytes)
     recorded.unlink()
     prime(ctx, node, bodies)
+    out = compare(ctx, node, fs, bodies, docs, "shared cores")
+    if p.c_fair and len(os.sched_getaffinity(0)) >= 2:
+        with pinned(ctx, node) as (node_core, agent_core):
+            ctx.say("c", f"fair case: OpenSearch on core {node_core}, each agent in turn on core {agent_core}")
+            fair_ctx = dataclasses.replace(ctx, profile=dataclasses.replace(p, c_connection_variants=()))
+            out["fair"] = compare(fair_ctx, node, fs, bodies, docs, "fair", tag="-fair")
+            out["fair"]["cores"] = {"opensearch": node_core, "agents": agent_core}
+    return out
+
+
+def compare(
+    ctx: Context, node: BenchNode, fs: FileSet, bodies: list[tuple[int, bytes]], docs: int, label: str, tag: str = ""
+) -> dict[str, Any]:
+    """The ceiling, logship and the peers into the node, one after the other."""
+    p = ctx.profile
     attempts = []
 
     def measure_ceiling() -> None:
-        ctx.say("c", f"ceiling: {docs:,} docs in {len(bodies)} bulk bodies, {p.bulk_concurrency} in flight")
+        ctx.say("c", f"{label}: ceiling: {docs:,} docs in {len(bodies)} bulk bodies, {p.bulk_concurrency} in flight")
         node_cpu, node_wait = node.cpu_and_wait()
         attempt = asyncio.run(ceiling(node.url, bodies, p.bulk_concurrency))
         cpu_now, wait_now = node.cpu_and_wait()
@@ -198,16 +270,16 @@ def run(ctx: Context) -> dict[str, Any]:
 
     if p.c_ceiling_runs > 1:
         measure_ceiling()  # one before and the rest after logship: neither side gets the warmer node
-    ctx.say("c", "logship: files -> shipper -> aggregator -> OpenSearch")
-    logship_row = pipeline(ctx, node, fs, "logship")
-    ctx.say("c", f"logship: {logship_row['steady_docs_per_s']:,.0f} docs/s steady")
+    ctx.say("c", f"{label}: logship: files -> shipper -> aggregator -> OpenSearch")
+    logship_row = pipeline(ctx, node, fs, "logship", tag=tag)
+    ctx.say("c", f"{label}: logship: {logship_row['steady_docs_per_s']:,.0f} docs/s steady")
     node.delete(PATTERN)
     variants = []
     for n in p.c_connection_variants:
         # the same shipper with the aggregator listed n times (loadbalance): n windows in flight at once
-        ctx.say("c", f"logship with {n} connections to the aggregator")
+        ctx.say("c", f"{label}: logship with {n} connections to the aggregator")
         vctx = dataclasses.replace(ctx, profile=dataclasses.replace(p, shipper_connections=n))
-        row = pipeline(vctx, node, fs, "logship", tag=f"-{n}conn")
+        row = pipeline(vctx, node, fs, "logship", tag=f"{tag}-{n}conn")
         row["shipper_connections"] = n
         variants.append(row)
         node.delete(PATTERN)
@@ -216,31 +288,38 @@ def run(ctx: Context) -> dict[str, Any]:
     ceil = max(attempts, key=lambda x: x["steady_docs_per_s"])
     ceil["attempts_steady_docs_per_s"] = [round(x["steady_docs_per_s"]) for x in attempts]
     ratio = logship_row["steady_docs_per_s"] / ceil["steady_docs_per_s"] if ceil["steady_docs_per_s"] else 0.0
-    ctx.say("c", f"ceiling {ceil['steady_docs_per_s']:,.0f} docs/s; logship/ceiling = {ratio:.0%}")
+    ctx.say("c", f"{label}: ceiling {ceil['steady_docs_per_s']:,.0f} docs/s; logship/ceiling = {ratio:.0%}")
     peers: list[dict[str, Any]] = []
     if ctx.peers.filebeat:
         try:
-            peers.append(pipeline(ctx, node, fs, "filebeat"))
+            peers.append(pipeline(ctx, node, fs, "filebeat", tag=tag))
         except RuntimeError as exc:
             peers.append({"agent": "filebeat", "error": str(exc)})
         node.delete(PATTERN)
+    if ctx.peers.fluentbit:
+        try:
+            peers.append(fluentbit_pipeline(ctx, node, fs, tag=tag))
+        except RuntimeError as exc:
+            peers.append({"agent": "fluentbit", "error": str(exc)})
     if ctx.peers.rsyslogd:
         try:
-            peers.append(rsyslog_pipeline(ctx, node, fs))
+            peers.append(rsyslog_pipeline(ctx, node, fs, tag=tag))
         except RuntimeError as exc:
             peers.append({"agent": "rsyslog", "error": str(exc)})
     for row in peers:
         if "steady_docs_per_s" in row:
             row["logship_ratio"] = logship_row["steady_docs_per_s"] / max(row["steady_docs_per_s"], 1e-9)
-            ctx.say("c", f"{row['agent']}: {row['steady_docs_per_s']:,.0f} docs/s; logship/{row['agent']} = "
-                    f"{row['logship_ratio']:.2f}")  # fmt: skip
+            row["ratio_to_ceiling"] = row["steady_docs_per_s"] / max(ceil["steady_docs_per_s"], 1e-9)
+            ctx.say("c", f"{label}: {row['agent']}: {row['steady_docs_per_s']:,.0f} docs/s; "
+                    f"logship/{row['agent']} = {row['logship_ratio']:.2f}")  # fmt: skip
     return {
         "title": "files -> shipper -> aggregator -> OpenSearch, against the node's ceiling",
         "conditions": {
             **fs.describe(),
             **shipping_settings(p),
+            "cores": label,
             "shipper_compression_level": 0,
-            "index_template": "logship's (1 shard, 0 replicas); rsyslog: dynamic mapping",
+            "index_template": "logship's (1 shard, 0 replicas); Fluent Bit, rsyslog: dynamic mapping",
             "rate": "steady = 10% -> 90% of the documents searchable (_count every 250 ms)",
             "ceiling": f"best of {p.c_ceiling_runs} loader run(s) (before/after logship); node warmed up first",
         },

@@ -22,6 +22,9 @@ class Peers:
     rsyslogd: str | None = None
     rsyslog_version: str | None = None
     rsyslog_reason: str = ""
+    fluentbit: str | None = None
+    fluentbit_version: str | None = None
+    fluentbit_reason: str = ""
 
 
 @dataclass
@@ -30,7 +33,7 @@ class Context:
     workdir: Path
     node: BenchNode | None
     peers: Peers
-    file_sets: dict[int, Any] = field(default_factory=dict)  # files -> FileSet, shared by cases a and c
+    file_sets: dict[tuple[int, str], Any] = field(default_factory=dict)  # (files, format) -> FileSet of case a
     profile_dir: Path | None = None  # run shipper and aggregator under cProfile, profiles here
     t_start: float = field(default_factory=time.monotonic)
 
@@ -113,10 +116,16 @@ def start_aggregator(
 
 
 def start_shipper(
-    ctx: Context, glob: str, output_port: int, workdir: Path, compression: int = 0, name: str = "shipper"
+    ctx: Context,
+    glob: str,
+    output_port: int,
+    workdir: Path,
+    compression: int = 0,
+    name: str = "shipper",
+    cpu: str | None = None,
 ) -> Measured:
     cfg = shipper_config(ctx.profile, glob, output_port, workdir, compression)
-    return spawn_logship("shipper", cfg, workdir, name, ctx.profile_dir)
+    return spawn_logship("shipper", cfg, workdir, name, ctx.profile_dir, cpu=cpu)
 
 
 def shipping_settings(profile: Profile) -> dict[str, Any]:

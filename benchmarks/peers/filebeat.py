@@ -74,7 +74,7 @@ def config(glob: str, host: str, data: Path, compression: int, window: int) -> d
     }
 
 
-def start(ctx: Context, glob: str, host: str, workdir: Path, compression: int) -> Measured:
+def start(ctx: Context, glob: str, host: str, workdir: Path, compression: int, cpu: str | None = None) -> Measured:
     assert ctx.peers.filebeat is not None
     data = workdir / "filebeat-data"
     data.mkdir(parents=True, exist_ok=True)
@@ -82,4 +82,4 @@ def start(ctx: Context, glob: str, host: str, workdir: Path, compression: int) -
     cfg = config(glob, host, data, compression, ctx.profile.window_size)
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     argv = [ctx.peers.filebeat, "-e", "--strict.perms=false", "-c", str(cfg_path), "--path.home", str(data)]
-    return spawn("filebeat", argv, workdir)
+    return spawn("filebeat", argv, workdir, cpu=cpu)

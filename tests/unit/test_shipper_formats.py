@@ -167,3 +167,40 @@ def test_partial_merging_property(messages: list[tuple[str, list[str]]], fmt: st
         assert r.resume <= r.end
         assert all(later.offset >= r.resume for later in recs[i + 1 :])
     assert not dec.flush()
+
+
+_CRI_TIMES = st.sampled_from(
+    [T, "2026-01-01T12:00:00Z", "2026-01-01T12:00:00.1+02:00", "2026-01-01T12:00:00.123456789X", "x"]
+)
+_CRI_TEXT = st.one_of(
+    st.text(max_size=40).map(lambda s: s.encode("utf-8", "surrogatepass")),
+    st.binary(max_size=40),  # invalid UTF-8 and stray spaces or newlines-free bytes
+)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            _CRI_TIMES,
+            st.sampled_from([b"stdout", b"stderr", b"stdin"]),
+            st.sampled_from([b"F", b"P", b"F:x", b"X"]),
+            _CRI_TEXT,
+        ),
+        max_size=30,
+    ),
+    st.integers(min_value=8, max_value=200),
+)
+def test_cri_fast_path_matches_the_general_path(lines: list[tuple[str, bytes, bytes, bytes]], max_bytes: int) -> None:
+    """The hot path for whole lines makes exactly the records the general, line-by-line path makes."""
+    data = b"".join(
+        t.encode() + b" " + s + b" " + tag + b" " + msg.replace(b"\n", b" ") + b"\n" for t, s, tag, msg in lines
+    )
+    fast = CRIDecoder(max_bytes)
+    got = decode(fast, data) + fast.flush()
+    slow = CRIDecoder(max_bytes)
+    want: list[Record] = []
+    for line in LineSplitter().feed(data):
+        slow._last_end = line.end
+        slow._general(line, line.data.split(b" ", 3), want)
+    want += slow.flush()
+    assert got == want
