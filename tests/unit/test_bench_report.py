@@ -63,34 +63,64 @@ def _results(**cases: object) -> dict[str, object]:
     return {"cases": cases}
 
 
+def _a_row(agent: str, files: int, fmt: str, cpu: float, rss: float, **extra: float) -> dict[str, object]:
+    row = {"agent": agent, "files": files, "format": fmt, "cpu_s_per_gib": cpu, "rss_peak_mib": rss}
+    row |= {"lines_per_s": 1000.0, "mib_per_s": 10.0, "rss_settled_mib": rss / 2}
+    return row | extra
+
+
 def test_targets_met_and_short() -> None:
     results = _results(
         a={
             "rows": [
-                {"agent": "logship", "files": 1, "compression_level": 0, "mib_per_s": 60.0, "rss_peak_mib": 40.0},
-                {"agent": "logship", "files": 1000, "compression_level": 0, "mib_per_s": 30.0, "rss_peak_mib": 70.0},
-            ]
+                _a_row("logship", 1, "docker json-file", 20.0, 40.0, compression_level=0, mib_per_s=60.0),
+                _a_row("logship", 1000, "docker json-file", 30.0, 70.0, compression_level=0, mib_per_s=30.0),
+                _a_row("logship", 1, "cri", 10.0, 30.0, compression_level=0, mib_per_s=60.0),
+            ],
+            "peers": [
+                _a_row("fluentbit", 1, "docker json-file", 9.0, 80.0),
+                _a_row("fluentbit", 1000, "docker json-file", 40.0, 200.0),
+                _a_row("fluentbit", 1, "cri", 14.0, 70.0),
+            ],
         },
         b={"result": {"events_per_s": 100_000.0, "aggregator_rss_peak_mib": 90.0}},
-        c={"logship": {"aggregator_rss_peak_mib": 120.0}, "ratio_to_ceiling": 0.95},
+        c={
+            "logship": {
+                "aggregator_rss_peak_mib": 120.0,
+                "steady_docs_per_s": 9500.0,
+                "docs_per_s": 9000.0,
+                "agent_cpu_s": 5.0,
+                "aggregator_cpu_s": 7.0,
+                "agent_rss_peak_mib": 50.0,
+            },
+            "ceiling": {"steady_docs_per_s": 10_000.0},
+            "ratio_to_ceiling": 0.95,
+        },
         d={"rows": [{"rate_lines_per_s": 10_000, "latency_s": {"p99": 1.5}, "aggregator_rss_peak_mib": 80.0}]},
     )
     by_name = {t["target"]: t for t in report.targets(results)}
     assert by_name["shipper throughput, one core"]["met"] is True
+    # CPU per GiB judged against Fluent Bit's figure on the same file set and format
+    assert by_name["shipper CPU/GiB, docker, 1 file(s), z0"]["met"] is False
+    assert by_name["shipper CPU/GiB, docker, 1000 file(s), z0"]["met"] is True
+    assert by_name["shipper CPU/GiB, cri, 1 file(s), z0"]["met"] is True
+    assert "14.0" in by_name["shipper CPU/GiB, cri, 1 file(s), z0"]["goal"]
+    # peak RSS: the worst of the formats, against the fixed limit and 0.6 x Fluent Bit's
+    assert by_name["shipper peak RSS, 1 file(s)"]["value"] == 40.0
+    assert by_name["shipper peak RSS, 1 file(s)"]["met"] is False  # over 36 MiB
+    assert by_name["shipper peak RSS, 1000 file(s)"]["met"] is False  # over 48 MiB
     assert by_name["aggregator, blackhole sink"]["met"] is False
     assert by_name["end to end vs node ceiling"]["value"] == pytest.approx(95.0)
     assert by_name["latency p99 at 10,000 lines/s"]["met"] is True
-    assert by_name["shipper RSS at 1,000 files"]["value"] == 70.0
-    assert by_name["shipper RSS at 1,000 files"]["met"] is False
     assert by_name["aggregator RSS"]["value"] == 120.0
-    assert "| aggregator, blackhole sink | >= 150,000 events/s | 100,000 events/s | short |" in report.markdown(
+    assert "| aggregator, blackhole sink | >= 250,000 events/s | 100,000 events/s | short |" in report.markdown(
         {**results, "targets": list(by_name.values())}
     )
 
 
 def test_targets_not_measured_when_case_failed_or_too_small() -> None:
     results = _results(
-        a={"rows": [{"agent": "logship", "files": 10, "compression_level": 0, "mib_per_s": 5.0, "rss_peak_mib": 30.0}]},
+        a={"rows": [_a_row("logship", 10, "docker json-file", 20.0, 30.0, compression_level=0, mib_per_s=5.0)]},
         b={"error": "boom"},
         d={"rows": [{"rate_lines_per_s": 1000, "latency_s": {"p99": 0.9}, "aggregator_rss_peak_mib": 80.0}]},
     )
@@ -98,7 +128,9 @@ def test_targets_not_measured_when_case_failed_or_too_small() -> None:
     assert by_name["aggregator, blackhole sink"]["met"] is None
     # a smoke run at 1,000 lines/s and 10 files measures, but cannot judge, the 10,000 / 1,000 targets
     assert by_name["latency p99 at 10,000 lines/s"]["met"] is None
-    assert by_name["shipper RSS at 1,000 files"]["met"] is None
+    # no Fluent Bit beside it: CPU per GiB is measured but not judged
+    assert by_name["shipper CPU/GiB, docker, 10 file(s), z0"]["met"] is None
+    assert by_name["shipper peak RSS, 10 file(s)"]["met"] is None
     assert by_name["end to end vs node ceiling"]["met"] is None
 
 
