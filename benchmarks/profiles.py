@@ -43,7 +43,7 @@ class Profile:
     f_aggregators: tuple[int, ...] = (1, 2, 3)
     f_cluster_heap: str = "512m"
     # shared settings of the pipeline under test
-    shipper_connections: int = 1  # >1: the aggregator listed that many times with loadbalance on
+    shipper_connections: int = 1  # >1: that many connections to the aggregator (output.workers, loadbalance)
     window_size: int = 2048
     max_pending_windows: int = 2
     bulk_max_docs: int = 5000

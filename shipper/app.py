@@ -77,6 +77,7 @@ class Shipper:
                 backoff_max=cfg.output.backoff.max,
                 loadbalance=cfg.output.loadbalance,
                 max_pending_windows=cfg.output.max_pending_windows,
+                workers=cfg.output.workers,
                 ttl=cfg.output.ttl,
             )
             send = self.client.send

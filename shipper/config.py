@@ -91,6 +91,9 @@ class RegistryConfig(StrictModel):
 class OutputConfig(StrictModel):
     hosts: list[HostPort] = Field(default_factory=lambda: ["logship-aggregator:5044"], min_length=1)
     loadbalance: bool = False
+    # Connections per endpoint with loadbalance, rotating connections without it (Filebeat's `worker`).
+    # They share max_pending_windows, so raise that with them.
+    workers: int = Field(1, ge=1, le=64)
     # Close and reopen each connection this often (once its windows are acked), looking the hosts up
     # again: how a scaled-up aggregator Deployment gets its share. 0 = connections live until they fail.
     ttl: Duration = Field(0.0, ge=0)

@@ -276,7 +276,7 @@ def compare(
     node.delete(PATTERN)
     variants = []
     for n in p.c_connection_variants:
-        # the same shipper with the aggregator listed n times (loadbalance): n windows in flight at once
+        # the same shipper with n connections to the aggregator (output.workers with loadbalance)
         ctx.say("c", f"{label}: logship with {n} connections to the aggregator")
         vctx = dataclasses.replace(ctx, profile=dataclasses.replace(p, shipper_connections=n))
         row = pipeline(vctx, node, fs, "logship", tag=f"{tag}-{n}conn")

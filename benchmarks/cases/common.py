@@ -70,8 +70,9 @@ def shipper_config(
         "scan_interval": "1s",
         "registry": {"path": str(workdir / "registry.json"), "flush_interval": "1s"},
         "output": {
-            "hosts": [f"127.0.0.1:{output_port}"] * profile.shipper_connections,
+            "hosts": [f"127.0.0.1:{output_port}"],
             "loadbalance": profile.shipper_connections > 1,
+            "workers": profile.shipper_connections,
             "window_size": profile.window_size,
             "max_pending_windows": profile.max_pending_windows,
             "compression_level": compression,

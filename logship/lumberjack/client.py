@@ -9,8 +9,10 @@ Each host name stands for every address it resolves to (`endpoints.py`; a headle
 per replica), looked up again whenever a connection ends. Without loadbalance there is one worker that
 starts at a random endpoint and moves to the next one at every reconnect; with it, one worker per
 endpoint (workers come and go with the answers), and whichever is connected and free takes the next
-window. With a `ttl` every connection is closed and opened again once the TTL is over and its windows
-in flight are acked, which is how long-lived connections find new replicas.
+window. `workers` multiplies that (Filebeat's `worker`): that many connections per endpoint with
+loadbalance, that many rotating connections without it. With a `ttl` every connection is closed and
+opened again once the TTL is over and its windows in flight are acked, which is how long-lived
+connections find new replicas.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ class _Worker:
     """One connection slot: a fixed endpoint (load balancing) or the rotation's choice (failover)."""
 
     endpoint: Endpoint | None
+    slot: int  # which of the `workers` connections to this endpoint (or of the rotating ones)
     session: WriterSession[_Window]
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
@@ -98,6 +101,7 @@ class LumberjackClient:
         backoff_max: float = 60.0,
         loadbalance: bool = False,
         max_pending_windows: int = 1,
+        workers: int = 1,
         ttl: float = 0.0,
         lookup: Lookup = getaddrinfo_lookup,
         rng: random.Random | None = None,
@@ -108,6 +112,8 @@ class LumberjackClient:
             raise ValueError("compression_level must be between 0 (off) and 9")
         if ttl < 0:
             raise ValueError("ttl must be 0 (off) or positive")
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
         self.hosts = [parse_host(h) for h in hosts]
         self._ssl = ssl
         self._server_hostname = server_hostname
@@ -119,6 +125,7 @@ class LumberjackClient:
         self._backoff_max = backoff_max
         self.loadbalance = loadbalance
         self.ttl = ttl
+        self.workers = workers
         self.max_pending_windows = max(1, max_pending_windows)
         self._slots = asyncio.Semaphore(self.max_pending_windows)
         self._resolver = Resolver(self.hosts, lookup)
@@ -201,11 +208,13 @@ class LumberjackClient:
             # the first lookup creates one worker per endpoint
             self._spawn_lookup()
         else:
-            self._add_worker(None)
+            for slot in range(self.workers):
+                self._add_worker(None, slot)
 
-    def _add_worker(self, endpoint: Endpoint | None) -> None:
-        worker = _Worker(endpoint, WriterSession(self.timeout, 1))
-        worker.task = asyncio.create_task(self._worker(worker), name=f"lumberjack-client-{endpoint or 'failover'}")
+    def _add_worker(self, endpoint: Endpoint | None, slot: int) -> None:
+        worker = _Worker(endpoint, slot, WriterSession(self.timeout, 1))
+        name = f"lumberjack-client-{endpoint or 'failover'}-{slot}"
+        worker.task = asyncio.create_task(self._worker(worker), name=name)
         self._workers.append(worker)
         worker.task.add_done_callback(functools.partial(self._forget, worker))
 
@@ -251,15 +260,18 @@ class LumberjackClient:
         return endpoints
 
     def _sync_workers(self, endpoints: list[Endpoint]) -> None:
-        """One worker per endpoint: start the new ones, retire those no longer resolved."""
-        current = {w.endpoint: w for w in self._workers if not w.retired}
+        """`workers` workers per endpoint: start the new ones, retire those no longer resolved."""
+        current = {(w.endpoint, w.slot): w for w in self._workers if not w.retired}
         for endpoint in endpoints:
-            if endpoint not in current:
+            if (endpoint, 0) not in current:
                 log.info("load balancing: adding %s", endpoint)
-                self._add_worker(endpoint)
-        for gone, worker in current.items():
+            for slot in range(self.workers):
+                if (endpoint, slot) not in current:
+                    self._add_worker(endpoint, slot)
+        for (gone, slot), worker in current.items():
             if gone not in endpoints:
-                log.info("load balancing: %s no longer resolved; closing it once its windows are acked", gone)
+                if slot == 0:
+                    log.info("load balancing: %s no longer resolved; closing it once its windows are acked", gone)
                 worker.retired = True
                 worker.session.retire()
                 worker.wakeup.set()

@@ -216,3 +216,40 @@ async def test_after_a_ttl_a_quiet_client_skips_a_dead_host_and_reconnects(serve
     assert client.connected and client.connects >= 2
     await client.close()
     exactly_once([handler], 2)
+
+
+async def test_workers_open_that_many_connections_to_each_endpoint(servers: list[LumberjackServer]) -> None:
+    handler = Collector(delay=0.05)
+    port = await serve(servers, handler)
+    host = f"127.0.0.1:{port}"
+    # the same endpoint listed twice is still one endpoint: `workers` is what multiplies connections
+    client = LumberjackClient([host, host], loadbalance=True, workers=3, max_pending_windows=6, **FAST)
+    feeder = Feeder(client)
+    task = asyncio.ensure_future(feeder.run())
+    try:
+        await wait_until(lambda: client.connections == 3, within=10.0)
+        await asyncio.sleep(0.5)
+        assert client.connections == 3
+        assert len(client.endpoints) == 3 and len(set(client.endpoints)) == 1
+    finally:
+        feeder.stopping = True
+        await task
+        await client.close()
+    exactly_once([handler], feeder.sent)
+
+
+async def test_rotating_workers_start_on_different_endpoints(servers: list[LumberjackServer]) -> None:
+    handlers = [Collector(delay=0.2), Collector(delay=0.2)]
+    ports = [await serve(servers, h) for h in handlers]
+    client = LumberjackClient([f"127.0.0.1:{p}" for p in ports], workers=2, max_pending_windows=2, **FAST)
+    feeder = Feeder(client)
+    task = asyncio.ensure_future(feeder.run())
+    try:
+        # no ttl and no failure: only two workers on two endpoints reach both aggregators
+        await wait_until(lambda: all(h.batches for h in handlers), within=10.0)
+        assert client.connects == 2
+    finally:
+        feeder.stopping = True
+        await task
+        await client.close()
+    exactly_once(handlers, feeder.sent)

@@ -49,6 +49,7 @@ def test_defaults_per_input_type() -> None:
         ({"output": {"windw_size": 3}}, "shipper.output.windw_size: unknown key"),
         ({"output": {"ttl": "-1s"}}, "shipper.output.ttl"),
         ({"output": {"ttl": "200ms"}}, "shipper.output.ttl: Value error, ttl 0.2s would reconnect"),
+        ({"output": {"workers": 0}}, "shipper.output.workers"),
         (
             {"inputs": [{"type": "app", "multiline": {"start_pattern": "("}}]},
             "shipper.inputs[0].multiline.start_pattern",
