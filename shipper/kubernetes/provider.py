@@ -229,7 +229,9 @@ class MetadataProvider:
         m = _POD_UID.match(parts[-3]) if len(parts) >= 3 else None
         meta = FileMetadata(self.cache, kube, cid, m["uid"] if m else None)
         pod = self.cache.find(meta.namespace, meta.pod, meta.uid, cid)
-        if pod is None:
+        # the pod alone is not enough: its namespace's labels and the node's come from their own lists,
+        # and the first lines of a file would otherwise ship without them
+        if pod is None or not self.cache.synced.issuperset(KINDS):
             first = self._waiting.setdefault(path, now)
             left = first + self.cfg.wait_for_pod - now
             if left > 0 and wait and not self._unavailable:
@@ -237,6 +239,7 @@ class MetadataProvider:
                     asyncio.get_running_loop().call_later(left + 0.01, self._on_change)
                 return None
             del self._waiting[path]
+        if pod is None:
             self.metrics.files_partial.inc()
             log.warning(
                 "%s: pod %s/%s not known to the kubernetes watch after %.1fs; reading with file-name metadata "

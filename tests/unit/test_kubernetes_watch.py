@@ -204,9 +204,39 @@ async def test_provider_waits_for_pod_then_partial_then_enriched() -> None:
     await asyncio.sleep(0)
 
 
+async def test_a_known_pod_waits_for_the_namespace_list_so_no_line_misses_its_labels() -> None:
+    changes: list[int] = []
+    prov = MetadataProvider(
+        KubernetesConfig(enabled=True, wait_for_pod=2.0),
+        "n1",
+        api=ScriptedApi([], []),
+        on_change=lambda: changes.append(1),
+    )
+    prov.replace("pods", [pod()], 10.0)
+    prov.replace("nodes", [], 10.0)
+    assert prov.open_file(PATH, source(), 10.0) is None  # the namespaces are not listed yet
+    seen = len(changes)
+    prov.replace("namespaces", [{"metadata": {"name": "shop", "labels": {"team": "shop"}}}], 10.5)
+    assert len(changes) > seen  # the waiting file is looked at again at once
+    opening = prov.open_file(PATH, source(), 10.5)
+    assert opening is not None and opening.metadata is not None
+    assert opening.metadata.fields()[0]["kubernetes"]["namespace_labels"] == {"team": "shop"}
+    # a namespace list that never comes holds a file back only wait_for_pod long
+    other = MetadataProvider(KubernetesConfig(enabled=True, wait_for_pod=2.0), "n1", api=ScriptedApi([], []))
+    other.replace("pods", [pod()], 0.0)
+    assert other.open_file(PATH, source(), 0.0) is None
+    late = other.open_file(PATH, source(), 2.5)
+    assert late is not None and late.metadata is not None
+    assert late.metadata.fields()[0]["kubernetes"]["labels"] == {"app_kubernetes_io/name": "web"}
+    assert other.metrics.files_partial._value.get() == 0  # the pod was known: not partial
+    await asyncio.sleep(0)
+
+
 async def test_provider_exclude_and_per_container_patterns() -> None:
     prov = MetadataProvider(KubernetesConfig(enabled=True), "n1", api=ScriptedApi([], []))
     prov.replace("pods", [pod(meta={"annotations": {"logship.io/exclude-app": "true"}})], 0)
+    prov.replace("namespaces", [], 0)
+    prov.replace("nodes", [], 0)
     assert prov.open_file(PATH, source(), 0) is None
     prov.apply(
         "pods",
