@@ -7,20 +7,11 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import Counter
-from collections.abc import AsyncIterator
 
 import pytest
 
 from logship.lumberjack import LumberjackClient, LumberjackServer, ServerLimits
 from tests.integration.test_lumberjack_client import FAST, Collector, events, free_port, wait_until
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[list[LumberjackServer]]:
-    started: list[LumberjackServer] = []
-    yield started
-    for s in started:
-        await s.close(1.0)
 
 
 async def serve(started: list[LumberjackServer], handler: Collector, host: str = "127.0.0.1", port: int = 0) -> int:

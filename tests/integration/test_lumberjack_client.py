@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import orjson
 import pytest
@@ -59,14 +59,6 @@ async def wait_until(predicate: Callable[[], bool], within: float = 5.0) -> None
     async with asyncio.timeout(within):
         while not predicate():  # noqa: ASYNC110  (polling state no event exposes)
             await asyncio.sleep(0.01)
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[list[LumberjackServer]]:
-    started: list[LumberjackServer] = []
-    yield started
-    for s in started:
-        await s.close(1.0)
 
 
 async def start(
