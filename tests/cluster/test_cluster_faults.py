@@ -21,6 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from logship.demo.pipeline import Service, http_get
+from logship.demo.verify import Report
 from tests.cluster.conftest import Cluster, ClusterRig, http
 from tests.faults.rig import OUTAGE_S, RATE, RUN_S, wait_for
 
@@ -64,6 +65,14 @@ def primaries_by_node(cluster: Cluster, prefix: str, via: str) -> dict[str, int]
     return out
 
 
+def every_event_once(rig: ClusterRig) -> Report:
+    """Wait for every generated event in OpenSearch: all there, none missing, none twice."""
+    manifest = rig.manifest()
+    report = rig.wait_all(manifest)
+    assert report.found == manifest["events"] and not report.missing and not report.duplicates
+    return report
+
+
 def test_a_node_killed_mid_stream_and_restarted(cluster_rig: ClusterRig, opensearch_cluster: Cluster) -> None:
     rig, cluster = cluster_rig, opensearch_cluster
     rig.start_aggregator()
@@ -90,9 +99,7 @@ def test_a_node_killed_mid_stream_and_restarted(cluster_rig: ClusterRig, opensea
         cluster.start(victim)
     # back in the cluster, and back in the aggregator's rotation once a probe answers
     wait_for(lambda: nodes_up(rig).get(cluster.url_of(victim)) == 1.0, 120, "the restarted node back in")
-    manifest = rig.manifest()
-    report = rig.wait_all(manifest)
-    assert report.found == manifest["events"] and not report.missing and not report.duplicates
+    report = every_event_once(rig)
     cluster.wait_health("green", nodes=3)
     print(
         f"\nkill: {report.expected} events, {report.found} found, {len(report.missing)} missing, "
@@ -121,9 +128,7 @@ def test_the_elected_cluster_manager_paused(cluster_rig: ClusterRig, opensearch_
     # a paused node accepts connections and never answers: only the timeout can take it out
     assert out_during == 0.0, nodes_up(rig)
     wait_for(lambda: nodes_up(rig).get(cluster.url_of(manager)) == 1.0, 120, "the resumed node back in")
-    manifest = rig.manifest()
-    report = rig.wait_all(manifest)
-    assert report.found == manifest["events"] and not report.missing and not report.duplicates
+    report = every_event_once(rig)
     cluster.wait_health("green", nodes=3)
     print(
         f"\npause {PAUSE_S:.0f}s of {manager}: {report.expected} events, {report.found} found, "
@@ -138,9 +143,7 @@ def test_write_queues_full_429_only_rejected_items_resent(cluster_rig: ClusterRi
     rig.start_aggregator(bulk={"concurrency": 16, "max_docs": 100, "max_delay": "50ms"})
     rig.start_shipper()
     rig.generate(rate=RATE * 4, seed=73)
-    manifest = rig.manifest()
-    report = rig.wait_all(manifest)
-    assert report.found == manifest["events"] and not report.missing and not report.duplicates
+    report = every_event_once(rig)
     assert rig.aggregator is not None
     retried = labelled(rig.aggregator, "logship_aggregator_events_retried_total")
     rejected = retried.get(("429",), 0.0)
