@@ -141,54 +141,38 @@ def pipeline(ctx: Context, node: BenchNode, fs: FileSet, agent: str, tag: str = 
 def rsyslog_pipeline(ctx: Context, node: BenchNode, fs: FileSet, tag: str = "") -> dict[str, Any]:
     assert ctx.peers.rsyslogd is not None
     work = ctx.dir(f"c-rsyslog{tag}")
-    index = rsyslog.INDEX
-    node.delete(index)
+    node.delete(rsyslog.INDEX)
     p = ctx.profile
     proc = rsyslog.start(ctx.peers.rsyslogd, fs.glob, node.url, work, p.bulk_max_docs, p.bulk_max_bytes)
-    node_cpu = node.cpu_seconds()
-    try:
-        timeline, seconds, _ = watch_count(ctx, node, index, fs.lines, [proc], "rsyslog")
-        node_cpu = node.cpu_seconds() - node_cpu
-    finally:
-        proc.stop()
-    final = node.count(index, refresh=True)
-    node.delete(index)
-    if final < fs.lines:
-        ctx.say("c", f"rsyslog: {fs.lines - final:,} of {fs.lines:,} lines never reached OpenSearch")
-    return {
-        "agent": "rsyslog",
-        "docs": fs.lines,
-        "docs_indexed": final,
-        "docs_missing": fs.lines - final,
-        "seconds": round(seconds, 3),
-        "docs_per_s": final / seconds,
-        "steady_docs_per_s": steady_rate(timeline, final),
-        "agent_rss_peak_mib": mib(proc.peak_rss()),
-        "agent_cpu_s": round(proc.samples[-1].cpu, 2) if proc.samples else None,
-        "opensearch_cpu_s": round(node_cpu, 2),
-        "timeline": [(round(t, 2), n) for t, n in timeline],
-    }
+    return _own_index_run(ctx, node, fs, proc, "rsyslog", "rsyslog", rsyslog.INDEX)
 
 
 def fluentbit_pipeline(ctx: Context, node: BenchNode, fs: FileSet, tag: str = "") -> dict[str, Any]:
     """Fluent Bit's tail -> opensearch output into its own index (dynamic mapping: its documents carry
     `log`, `stream`, `time` and `@timestamp`), as many bulk requests in flight as the aggregator."""
     work = ctx.dir(f"c-fluentbit{tag}")
-    index = fluentbit.INDEX
-    node.delete(index)
+    node.delete(fluentbit.INDEX)
     proc, _ = fluentbit.start(ctx, fs.glob, work, opensearch_url=node.url, flush=ctx.profile.bulk_max_delay)
+    return _own_index_run(ctx, node, fs, proc, "fluentbit", "fluent-bit", fluentbit.INDEX)
+
+
+def _own_index_run(
+    ctx: Context, node: BenchNode, fs: FileSet, proc: Measured, agent: str, label: str, index: str
+) -> dict[str, Any]:
+    """A peer that writes to OpenSearch itself, into `index`: watch the count until every line is
+    there (or the case gives up), stop it, and report its figures beside logship's."""
     node_cpu = node.cpu_seconds()
     try:
-        timeline, seconds, _ = watch_count(ctx, node, index, fs.lines, [proc], "fluent-bit")
+        timeline, seconds, _ = watch_count(ctx, node, index, fs.lines, [proc], label)
         node_cpu = node.cpu_seconds() - node_cpu
     finally:
         proc.stop()
     final = node.count(index, refresh=True)
     node.delete(index)
     if final < fs.lines:
-        ctx.say("c", f"fluent-bit: {fs.lines - final:,} of {fs.lines:,} lines never reached OpenSearch")
+        ctx.say("c", f"{label}: {fs.lines - final:,} of {fs.lines:,} lines never reached OpenSearch")
     return {
-        "agent": "fluentbit",
+        "agent": agent,
         "docs": fs.lines,
         "docs_indexed": final,
         "docs_missing": fs.lines - final,
@@ -200,6 +184,15 @@ def fluentbit_pipeline(ctx: Context, node: BenchNode, fs: FileSet, tag: str = ""
         "opensearch_cpu_s": round(node_cpu, 2),
         "timeline": [(round(t, 2), n) for t, n in timeline],
     }
+
+
+def ceiling_bodies(ctx: Context, fs: FileSet) -> tuple[list[tuple[int, bytes]], int]:
+    """The shipper's documents for `fs`, recorded once, as `_bulk` bodies for the ceiling loader."""
+    recorded = record(ctx, fs)
+    try:
+        return bulk_bodies(recorded, ctx.profile.bulk_max_docs, ctx.profile.bulk_max_bytes)
+    finally:
+        recorded.unlink()
 
 
 def prime(ctx: Context, node: BenchNode, bodies: list[tuple[int, bytes]]) -> None:
@@ -236,9 +229,7 @@ def run(ctx: Context) -> dict[str, Any]:
     ctx.say("c", f"writing {p.c_lines:,} lines into {p.c_files} files")
     fs = prewrite(ctx.dir("files-c"), p.c_files, p.c_lines, p.line_bytes)
     ctx.say("c", "recording the shipper's documents for the ceiling loader")
-    recorded = record(ctx, fs)
-    bodies, docs = bulk_bodies(recorded, p.bulk_max_docs, p.bulk_max_bytes)
-    recorded.unlink()
+    bodies, docs = ceiling_bodies(ctx, fs)
     prime(ctx, node, bodies)
     out = compare(ctx, node, fs, bodies, docs, "shared cores")
     if p.c_fair and len(os.sched_getaffinity(0)) >= 2:

@@ -20,10 +20,10 @@ import asyncio
 import time
 from typing import Any
 
-from benchmarks.cases.c_pipeline import STALL_S, record, watch_count
+from benchmarks.cases.c_pipeline import STALL_S, ceiling_bodies, watch_count
 from benchmarks.cases.common import Context, aggregator_config, mib, scrape, shipper_config, shipping_settings
 from benchmarks.cluster import BenchCluster
-from benchmarks.loader import bulk_bodies, ceiling, steady_rate
+from benchmarks.loader import ceiling, steady_rate
 from benchmarks.procs import Measured, free_port, spawn_logship, wait_port
 from benchmarks.workload import FileSet, prewrite
 
@@ -120,9 +120,7 @@ def run(ctx: Context) -> dict[str, Any]:
     ctx.say("f", f"writing {p.f_lines:,} lines into {p.c_files} files")
     fs = prewrite(ctx.dir("files-f"), p.c_files, p.f_lines, p.line_bytes)
     ctx.say("f", "recording the shipper's documents for the ceiling loader")
-    recorded = record(ctx, fs)
-    bodies, docs = bulk_bodies(recorded, p.bulk_max_docs, p.bulk_max_bytes)
-    recorded.unlink()
+    bodies, docs = ceiling_bodies(ctx, fs)
     cluster = BenchCluster(heap=p.f_cluster_heap)
     ctx.say("f", f"starting a 3-node OpenSearch cluster on ports {cluster.base_port}-{cluster.base_port + 2}")
     cluster.start()
