@@ -238,7 +238,7 @@ class EventBuilder:
             static["fields"] = self._fields
         if self._extra:
             static = _merge(static, self._extra)
-        self._static = b"," + orjson.dumps(static)[1:-1] + b"}"  # follows the id
+        self._static = b"," + orjson.dumps(static)[1:-1]  # follows `log`
 
     def build(self, rec: Record, read_time: str, timestamp: str | None = None) -> bytes:
         """One event as JSON bytes; `timestamp` (from the line) wins over the record's and read time."""
@@ -253,7 +253,10 @@ class EventBuilder:
         dumps = orjson.dumps
         event_id = self.identity.event_id
         log_prefix = self._log_prefix
-        tail = b'"' + self._meta_extra + b"}" + self._static
+        # `@metadata` comes last, as `,"@metadata":{"_id":"<id>"<extra>}}`: the aggregator recognises that
+        # tail and cuts it off instead of decoding and re-encoding the whole event (aggregator/splice.py).
+        middle = b"}" + self._static + b',"@metadata":{"_id":"'
+        tail = b'"' + self._meta_extra + b"}}"
         out: list[bytes] = []
         append = out.append
         for i, (offset, _, _, message, stream, ts, flags) in enumerate(records):
@@ -269,7 +272,7 @@ class EventBuilder:
                         _STREAMS[stream] if stream in _STREAMS else b',"stream":' + dumps(stream),
                         log_prefix,
                         b"%d" % offset,
-                        b',"flags":' + dumps(flags) + b'},"@metadata":{"_id":"' if flags else _META,
+                        b',"flags":' + dumps(flags) + middle if flags else middle,
                         event_id(offset).encode(),
                         tail,
                     )
@@ -292,4 +295,3 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
 
 
 _STREAMS: dict[str | None, bytes] = {"stdout": b',"stream":"stdout"', "stderr": b',"stream":"stderr"', None: b""}
-_META = b'},"@metadata":{"_id":"'
