@@ -25,6 +25,7 @@ from aggregator.metrics import Metrics
 from aggregator.pipeline import Pipeline
 from aggregator.routing import Router
 from aggregator.sink import BlackholeSink, OpenSearchSink, Sink, close_client, describe
+from aggregator.splice import decode_window
 from aggregator.template import index_patterns, install_ism_policy, install_template, template_installed
 from logship.backoff import Backoff
 from logship.config import ConfigError
@@ -120,6 +121,7 @@ class Aggregator:
                 max_connections=listen.max_connections,
             ),
             registry=self.metrics.registry,
+            decode=decode_window,
         )
         self.ops = OpsServer(self.metrics.registry, host=cfg.http.host, port=cfg.http.port, ready=self.ready)
         self._ready_cache: tuple[float, bool, str] = (0.0, False, "starting")

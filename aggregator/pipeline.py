@@ -54,9 +54,10 @@ class Pipeline:
         """The window handler: returns once all of `batch.events` are settled (then the ack goes out)."""
         await self.submit(batch.events, release=True)
 
-    async def submit(self, events: list[dict[str, Any]], *, release: bool = False) -> None:
-        """Queue `events` and wait until they are settled. `release`: empty the list once encoded, so
-        the decoded dicts are freed while the window waits for OpenSearch (only the bytes are kept)."""
+    async def submit(self, events: list[Any], *, release: bool = False) -> None:
+        """Queue `events` (dicts, or `splice.Spliced`) and wait until they are settled. `release`: empty
+        the list once encoded, so the events are freed while the window waits for OpenSearch (only the
+        bulk bytes are kept)."""
         n = len(events)
         if n == 0:
             return

@@ -3,7 +3,7 @@
     python -m benchmarks.ljload --port P --events N [--connections C] [--window W] [--compression Z]
                                 [--pending K]
 
-Events are shaped like the shipper's (SPEC section 4, about 600 bytes of JSON with a
+Events are shaped like the shipper's (SPEC section 4, about 600 bytes of JSON ending with a
 `@metadata._id`), built before the clock starts. Each connection sends whole windows and waits for
 the final ack (which the aggregator sends only once its sink took every event), so events/s is
 what the aggregator accepted end to end. Prints one JSON line with the result.
@@ -26,12 +26,12 @@ POOL_WINDOWS = 32
 
 
 def make_event(run: str, i: int, message_bytes: int = 185, src: str | None = None) -> dict[str, Any]:
-    """The shipper's event shape (SPEC section 4), about 650 bytes of JSON."""
+    """The shipper's event shape (SPEC section 4), about 650 bytes of JSON, `@metadata` last as the shipper
+    writes it (so the aggregator can splice it, see aggregator/splice.py) with an id of letters and digits."""
     ts = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     marker = f"run={run} src={src} seq={i} " if src else f"run={run} seq={i} "
     return {
         "@timestamp": ts,
-        "@metadata": {"_id": f"{run}-{i:012d}"},
         "message": marker + "x" * max(0, message_bytes - 30),
         "tags": ["containers"],
         "stream": "stdout",
@@ -45,6 +45,7 @@ def make_event(run: str, i: int, message_bytes: int = 185, src: str | None = Non
         "container": {"id": "0123456789ab", "runtime": "docker"},
         "host": {"name": "bench-node"},
         "agent": {"type": "logship", "version": "bench"},
+        "@metadata": {"_id": "".join(c for c in run if c.isalnum()) + f"{i:012d}"},
     }
 
 

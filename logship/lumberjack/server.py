@@ -26,7 +26,16 @@ from logship.lumberjack.codec import ProtocolError, encode_ack
 from logship.lumberjack.connection import ConnectionClosed, ReaderConnection, ReceivedWindow, ServerLimits
 from logship.lumberjack.windows import WindowScheduler
 
-__all__ = ["Batch", "BatchHandler", "LumberjackServer", "ServerLimits", "decode_event", "decode_events"]
+__all__ = [
+    "Batch",
+    "BatchHandler",
+    "LumberjackServer",
+    "ServerLimits",
+    "WindowDecoder",
+    "decode_event",
+    "decode_events",
+    "malformed_event",
+]
 
 log = logging.getLogger("logship.lumberjack.server")
 
@@ -36,17 +45,19 @@ DEFAULT_LIMITS = ServerLimits()
 
 @dataclass
 class Batch:
-    events: list[dict[str, Any]]
+    events: list[Any]  # what the server's `decode` made of the window's payloads: dicts by default
     peer: str
 
 
 BatchHandler = Callable[[Batch], Awaitable[None]]
+# A window's payloads -> (its events, how many were not JSON objects)
+WindowDecoder = Callable[[list[bytes]], tuple[list[Any], int]]
 
 
 MALFORMED_FLAG = "malformed_json"
 
 
-def _as_text(payload: bytes) -> dict[str, Any]:
+def malformed_event(payload: bytes) -> dict[str, Any]:
     return {"message": payload.decode("utf-8", errors="replace"), "log": {"flags": [MALFORMED_FLAG]}}
 
 
@@ -66,7 +77,7 @@ def decode_events(payloads: list[bytes]) -> tuple[list[dict[str, Any]], int]:
         except orjson.JSONDecodeError:
             event = None
         if type(event) is not dict:
-            event = _as_text(payload)
+            event = malformed_event(payload)
             malformed += 1
         events.append(event)
     return events, malformed
@@ -121,8 +132,10 @@ class LumberjackServer:
         ssl: ssl_module.SSLContext | None = None,
         limits: ServerLimits = DEFAULT_LIMITS,
         registry: CollectorRegistry | None = None,
+        decode: WindowDecoder | None = None,
     ) -> None:
         self._handler = handler
+        self._decode: WindowDecoder = decode_events if decode is None else decode
         self._host = host
         self._port = port
         self._ssl = ssl
@@ -270,7 +283,7 @@ class LumberjackServer:
                 self._start_window(conn, window, proto.admit(window, loop.time()))
 
     def _start_window(self, conn: _Connection, window: ReceivedWindow, ticket: int) -> None:
-        events, malformed = decode_events(window.payloads)
+        events, malformed = self._decode(window.payloads)
         if malformed:
             # One line per window, not per event: a misconfigured sender must not flood the log.
             log.warning(
