@@ -116,16 +116,14 @@ class Encoder:
         for event in events:
             if type(event) is Spliced:
                 # a logship shipper event: spliced when its route is cached, else decoded (see splice.py)
-                stamp = event.timestamp
+                payload, cut, spliced_id, spliced_tag, stamp = event
                 if stamp[19:] in tails:
-                    cached = fast.get(event.tag)
+                    cached = fast.get(spliced_tag)
                     hit = cached.get(stamp[:19]) if cached is not None else None
                     if hit is not None:
-                        spliced_id = event.event_id
-                        data = b"".join(
-                            (hit[0], b'"', spliced_id, b'"}}\n', memoryview(event.payload)[: event.cut], b"}\n")
-                        )
-                        append(BulkItem(data, len(hit[0]) + len(spliced_id) + 5, hit[1], ticket))
+                        action_prefix = hit[0]
+                        data = b"".join((action_prefix, b'"', spliced_id, b'"}}\n', payload[:cut], b"}\n"))
+                        append(BulkItem(data, len(action_prefix) + len(spliced_id) + 5, hit[1], ticket))
                         continue
                 event = event.decode()
             if type(event) is not dict:  # a JSON scalar or array: keep it, as a message

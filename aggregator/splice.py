@@ -40,6 +40,7 @@ class _Head(msgspec.Struct):
 
 
 _decode_head = msgspec.json.Decoder(_Head).decode
+_new_tuple = tuple.__new__
 
 
 class Spliced(NamedTuple):
@@ -89,7 +90,8 @@ def splice(payload: bytes) -> Spliced | None:
         tag = tags[0]
     else:
         return None
-    return Spliced(payload, cut, event_id, tag, head.timestamp)
+    # tuple.__new__ skips the NamedTuple's generated Python-level __new__ (one per event)
+    return _new_tuple(Spliced, (payload, cut, event_id, tag, head.timestamp))
 
 
 def decode_window(payloads: list[bytes]) -> tuple[list[dict[str, Any] | Spliced], int]:

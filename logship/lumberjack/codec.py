@@ -143,6 +143,8 @@ class Decoder:
         max_frame = self.max_frame_bytes
         unpack_u32 = _U32.unpack_from
         unpack_u32x2 = _U32X2.unpack_from
+        # tuple.__new__ builds the NamedTuple without its generated Python-level __new__: one per event
+        new_tuple = tuple.__new__
         while True:
             left = end - pos
             if left < 2:
@@ -162,7 +164,7 @@ class Decoder:
                 stop = pos + 10 + length
                 if stop > end:
                     return pos, 10 + length
-                append(DataFrame(seq, buf[pos + 10 : stop]))
+                append(new_tuple(DataFrame, (seq, buf[pos + 10 : stop])))
                 pos = stop
             elif ftype == _W:
                 if left < 6:
