@@ -21,6 +21,7 @@ from logship.lumberjack.codec import (
     WindowFrame,
     encode_ack,
     encode_window,
+    isal_level,
 )
 
 
@@ -59,6 +60,21 @@ def test_compressed_window_keeps_the_window_frame_outside() -> None:
     assert len(wire) == 12 + length
     assert zlib.decompress(wire[12:]) == j_frame(1, b'{"a":1}') + j_frame(2, b"{}")
     assert decode_all(wire) == [WindowFrame(2), DataFrame(1, b'{"a":1}'), DataFrame(2, b"{}")]
+
+
+@pytest.mark.parametrize("level", range(1, 10))
+def test_every_compression_level_gives_a_standard_zlib_stream(level: int) -> None:
+    payloads = [orjson.dumps({"message": f"line {i} " * (i % 7), "n": i}) for i in range(300)]
+    wire = encode_window(payloads, compression_level=level)
+    inflated = zlib.decompress(wire[12:])  # the standard inflater, as Logstash, go-lumber and Filebeat use
+    assert inflated == b"".join(j_frame(i, p) for i, p in enumerate(payloads, 1))
+    assert len(wire) < len(inflated) / 3
+    assert decode_all(wire) == expected_frames([payloads])
+
+
+def test_higher_compression_levels_never_choose_a_faster_isal_level() -> None:
+    levels = [isal_level(level) for level in range(1, 10)]
+    assert levels == sorted(levels) and levels[0] == 1 and levels[-1] == 3
 
 
 def test_window_frame_inside_a_compressed_frame_is_accepted() -> None:
