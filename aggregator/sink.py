@@ -12,12 +12,12 @@ is refreshed from the cluster (`_nodes/http`) now and then.
 from __future__ import annotations
 
 import asyncio
-import gzip
 import logging
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from isal import igzip
 from opensearchpy import AsyncOpenSearch, ConnectionTimeout, TransportError
 from opensearchpy import ConnectionError as OSConnectionError
 
@@ -28,7 +28,8 @@ from aggregator.retry import FILTER_PATH
 
 log = logging.getLogger(__name__)
 
-# Bodies below this are compressed inline; larger ones in a thread (zlib releases the GIL).
+# Bodies below this are compressed inline; larger ones in a thread (ISA-L, like zlib, releases the GIL).
+# ISA-L's gzip (python-isal) at level 1: several times zlib's speed for about zlib 1's size.
 _GZIP_INLINE_MAX = 64 * 1024
 
 
@@ -112,9 +113,9 @@ class OpenSearchSink:
         headers = {"content-type": "application/x-ndjson"}
         if self.gzip_bodies:
             if len(body) > _GZIP_INLINE_MAX:
-                body = await asyncio.to_thread(gzip.compress, body, 1)
+                body = await asyncio.to_thread(igzip.compress, body, 1)
             else:
-                body = gzip.compress(body, 1)
+                body = igzip.compress(body, 1)
             headers["content-encoding"] = "gzip"
         tried: set[str] = set()
         url = self.pool.pick()
