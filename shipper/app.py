@@ -64,6 +64,7 @@ class Shipper:
             cfg, self.checkpoints, on_lost=self._lost, on_retire=self.assembler.rekey, on_skip=self.assembler.skip
         )
         self.client: LumberjackClient | None = None
+        encode = None
         if send is None:
             tls = cfg.output.tls
             self.client = LumberjackClient(
@@ -80,7 +81,7 @@ class Shipper:
                 workers=cfg.output.workers,
                 ttl=cfg.output.ttl,
             )
-            send = self.client.send
+            send, encode = self.client.send, self.client.encode
         self.sender = Sender(
             send,
             self.checkpoints,
@@ -88,6 +89,7 @@ class Shipper:
             cfg.output.queue_windows,
             on_acked=self._count_acked,
             on_sent=self.metrics.events_sent.inc,
+            encode=encode,
         )
         self.metrics.watch_files(self._behind)
         self.kubernetes: MetadataProvider | None = None

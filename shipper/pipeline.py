@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from logship.backoff import Backoff
-from logship.lumberjack.client import ClientClosed
+from logship.lumberjack.client import ClientClosed, EncodedWindow
 from shipper.registry import Checkpoints, Position
 
 log = logging.getLogger("logship.shipper.pipeline")
@@ -32,6 +32,10 @@ class Window:
     events: list[bytes] = field(default_factory=list)
     positions: dict[str, Position] = field(default_factory=dict)
     wid: int = -1  # its place in the checkpoints' order, once sealed
+    # Once queued for sending: the window as the output will write it, and how many events it holds.
+    # `events` is then emptied, so a window waiting for its ack is kept once (compressed), not twice.
+    wire: EncodedWindow | None = None
+    count: int = 0
 
 
 class WindowAssembler:
@@ -83,7 +87,8 @@ class WindowAssembler:
         return w
 
 
-SendFn = Callable[[Sequence[bytes]], Awaitable[None]]
+SendFn = Callable[[Sequence[bytes] | EncodedWindow], Awaitable[None]]
+EncodeFn = Callable[[Sequence[bytes]], EncodedWindow]
 
 
 class Sender:
@@ -95,8 +100,10 @@ class Sender:
         max_queued_windows: int,
         on_acked: Callable[[int], None] = lambda n: None,
         on_sent: Callable[[int], None] = lambda n: None,
+        encode: EncodeFn | None = None,
     ) -> None:
         self._send = send
+        self._encode = encode
         self._checkpoints = checkpoints
         self._slots = asyncio.Semaphore(max_pending_windows)
         self._max_queued = max(1, max_queued_windows)
@@ -122,6 +129,10 @@ class Sender:
 
     async def put(self, window: Window, force: bool = False) -> None:
         """Queue a sealed window; waits while the queue is full (`force`: at shutdown, never waits)."""
+        window.count = len(window.events)
+        if self._encode is not None and window.events:
+            window.wire = self._encode(window.events)
+            window.events = []
         while not force and len(self._queue) >= self._max_queued:
             self._space.clear()
             await self._space.wait()
@@ -145,8 +156,8 @@ class Sender:
         try:
             while True:
                 try:
-                    self._on_sent(len(window.events))
-                    await self._send(window.events)
+                    self._on_sent(window.count)
+                    await self._send(window.wire if window.wire is not None else window.events)
                     break
                 except ClientClosed:
                     return  # shutting down: the window stays unacknowledged and is resent after restart
@@ -156,7 +167,7 @@ class Sender:
                     log.error("sending a window failed (%s); retrying in %.1fs", exc, delay)
                     await asyncio.sleep(delay)
             self._checkpoints.ack(window.wid, time.time())
-            self._on_acked(len(window.events))
+            self._on_acked(window.count)
         finally:
             self._slots.release()
 

@@ -26,6 +26,7 @@ import ssl as ssl_module
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from logship.backoff import Backoff
 from logship.lumberjack.codec import ProtocolError, encode_window
@@ -64,6 +65,13 @@ def parse_host(host: str) -> tuple[str, int]:
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"invalid port in host {host!r}; expected 1-65535")
     return addr, int(port)
+
+
+class EncodedWindow(NamedTuple):
+    """A window as it goes on the wire (compressed if the client compresses), built ahead of `send`."""
+
+    frame: bytes
+    size: int  # events
 
 
 @dataclass(eq=False)
@@ -152,20 +160,25 @@ class LumberjackClient:
         """The endpoints with a worker now (load balancing), for logs and tests."""
         return [w.endpoint for w in self._workers if w.endpoint is not None and not w.retired]
 
-    async def send(self, events: Sequence[bytes]) -> None:
-        """Send one window (each item one JSON-encoded event); return once it is acked.
+    def encode(self, events: Sequence[bytes]) -> EncodedWindow:
+        """`events` as this client writes them, for a caller that keeps the window only this way until its ack."""
+        return EncodedWindow(encode_window(events, self.compression_level), len(events))
+
+    async def send(self, events: Sequence[bytes] | EncodedWindow) -> None:
+        """Send one window (each item one JSON-encoded event, or `encode`'s result); return once it is acked.
 
         Retries forever across reconnects; raises ClientClosed if close() is called first.
         """
         if self._closed:
             raise ClientClosed("client is closed")
-        if not events:
+        if (events.size if isinstance(events, EncodedWindow) else len(events)) == 0:
             return
         async with self._slots:
             if self._closed:
                 raise ClientClosed("client is closed")
             loop = asyncio.get_running_loop()
-            window = _Window(encode_window(events, self.compression_level), len(events), loop.create_future())
+            wire = events if isinstance(events, EncodedWindow) else self.encode(events)
+            window = _Window(wire.frame, wire.size, loop.create_future())
             self._start()
             self._queue.append(window)
             self._wake()

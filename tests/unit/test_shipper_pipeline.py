@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from hypothesis import given
 from hypothesis import strategies as st
 
+from logship.lumberjack.client import EncodedWindow, LumberjackClient
+from logship.lumberjack.codec import DataFrame, Decoder
 from shipper.pipeline import Sender, WindowAssembler
 from shipper.registry import Checkpoints
 
@@ -118,3 +120,31 @@ def test_checkpoint_never_passes_an_unacknowledged_event(sizes: list[int], windo
             break
         prefix = w.positions["f"].offset
     assert (cp.entries["f"].offset if "f" in cp.entries else 0) == prefix
+
+
+async def test_a_queued_window_is_kept_only_as_the_output_encodes_it() -> None:
+    """With the client's encoder, a window waiting to be sent or acked no longer holds its events."""
+    client = LumberjackClient(["127.0.0.1:1"], compression_level=3)
+    sent: list[Sequence[bytes] | EncodedWindow] = []
+    gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    acked: list[int] = []
+
+    async def send(window: Sequence[bytes] | EncodedWindow) -> None:
+        sent.append(window)
+        await gate
+
+    cp = Checkpoints()
+    sender = Sender(send, cp, 1, 1, on_acked=acked.append, encode=client.encode)
+    sender.start()
+    events = [b'{"message":"line %d"}' % i for i in range(50)]
+    [window] = WindowAssembler(50, cp).add("f", "/f", (1, "h"), events, list(range(1, 51)))
+    await sender.put(window)
+    await asyncio.sleep(0.01)
+    assert window.events == [] and window.count == 50
+    [wire] = sent
+    assert isinstance(wire, EncodedWindow) and wire.size == 50
+    assert [f.payload for f in Decoder().feed(wire.frame) if isinstance(f, DataFrame)] == events
+    gate.set_result(None)
+    assert await sender.drain(2.0)
+    assert acked == [50] and cp.entries["f"].offset == 50
+    await sender.close()
