@@ -112,7 +112,7 @@ def test_tree_substitution_keeps_structure(tree: dict[str, object], value: str) 
     ],
 )
 def test_host_port_accepted_the_way_the_client_connects(host: str, expect: tuple[str, int]) -> None:
-    cfg = ShipperConfig.model_validate({"output": {"hosts": [host]}})
+    cfg = ShipperConfig.from_dict({"output": {"hosts": [host]}})
     assert parse_host(cfg.output.hosts[0]) == expect
 
 
