@@ -273,13 +273,22 @@ def _build(tp: Any, value: Any, key: str, errors: _Errors) -> Any:
     elif origin is list and isinstance(value, list):
         return [_build(args[0], item, f"{key}[{i}]", errors) for i, item in enumerate(value)]
     elif origin is dict and isinstance(value, dict):
-        return {k: _build(args[1], v, f"{key}.{k}", errors) for k, v in value.items()}
+        return {
+            _leaf(args[0], k, _sub(key, k), errors): _build(args[1], v, _sub(key, k), errors) for k, v in value.items()
+        }
     return _leaf(tp, value, key, errors)  # the wrong container: msgspec says what was expected
 
 
 @functools.cache
 def _fields(tp: type[msgspec.Struct]) -> dict[str, msgspec.structs.FieldInfo]:
     return {f.encode_name: f for f in msgspec.structs.fields(tp)}
+
+
+def _sub(key: str, name: object) -> str:
+    """The dotted key of `name` under `key`; a name that would not read as a key is quoted."""
+    if isinstance(name, str) and name.isprintable() and name.strip() == name and name and "." not in name:
+        return f"{key}.{name}" if key else name
+    return f"{key}[{name!r}]"
 
 
 def _build_struct(tp: type[msgspec.Struct], value: Any, key: str, errors: _Errors) -> Any:
@@ -289,7 +298,7 @@ def _build_struct(tp: type[msgspec.Struct], value: Any, key: str, errors: _Error
         return None
     fields, found, kwargs = _fields(tp), len(errors), {}
     for name, item in value.items():
-        sub = f"{key}.{name}" if key else str(name)
+        sub = _sub(key, name)
         field = fields.get(name)
         if field is None:
             errors.append((sub, _UNKNOWN_KEY))
@@ -297,7 +306,7 @@ def _build_struct(tp: type[msgspec.Struct], value: Any, key: str, errors: _Error
             kwargs[field.name] = _build(field.type, item, sub, errors)
     for name, field in fields.items():
         if field.required and name not in value:
-            errors.append((f"{key}.{name}" if key else name, "required; add it (see docs/configuration.md)"))
+            errors.append((_sub(key, name), "required; add it (see docs/configuration.md)"))
     if len(errors) > found:
         return None
     try:

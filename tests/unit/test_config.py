@@ -140,12 +140,14 @@ def test_every_problem_is_reported_with_its_key() -> None:
         "inners": [{"port": 1}, {"port": "x"}, {"prt": 2}],
         "optional": {"timeout": "5 parsecs"},
         "even": 3,
+        "anything": {200: "a YAML key that is a number"},
+        "waits ": 1,
     }
     with pytest.raises(ConfigError) as exc:
         validate_section(Rich, {"x": body}, "x", "r.yml")
     lines = str(exc.value).splitlines()
-    assert len(lines) == 6, lines
-    assert all(line.startswith("r.yml: x.") for line in lines)
+    assert len(lines) == 8, lines
+    assert all(line.startswith("r.yml: x.") or line.startswith("r.yml: x[") for line in lines)
     text = str(exc.value)
     assert "x.mode: " in text and "expected one of 'fast', 'safe'" in text
     assert "x.waits.b: expected a duration" in text and "x.waits.a" not in text
@@ -153,6 +155,8 @@ def test_every_problem_is_reported_with_its_key() -> None:
     assert "x.inners[2].prt: unknown key" in text
     assert "x.optional.timeout: expected a duration" in text
     assert "x.even: 3 is odd; give an even number" in text
+    assert "x.anything[200]: Expected `str`, got `int`" in text
+    assert "x['waits ']: unknown key" in text  # a name that would not read as a key is quoted
 
 
 def test_check_hooks_run_after_the_type_and_constraints() -> None:
