@@ -197,7 +197,7 @@ def serve(port: int, queue_max_events: int, max_docs: int, concurrency: int) -> 
     from aggregator.app import Aggregator
     from aggregator.config import AggregatorConfig
 
-    cfg = AggregatorConfig.model_validate(
+    cfg = AggregatorConfig.from_dict(
         {
             "listen": {"host": "127.0.0.1", "port": port},
             "queue_max_events": queue_max_events,

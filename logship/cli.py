@@ -1,6 +1,6 @@
 """`logship` command line: shipper, aggregator, test config, test output, version.
 
-Each side plugs in through two names: `<side>.config.<Side>Config` (the pydantic model of its config
+Each side plugs in through two names: `<side>.config.<Side>Config` (the struct of its config
 section) and `<side>.app` with `run(config) -> int` and `test_output(config) -> int`. Imports are lazy so
 `logship version` and `logship test config` stay fast.
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from logship.config import ConfigError, StrictModel
 
 
-class TLSSettings(StrictModel):
+class TLSSettings(StrictModel, frozen=True):
     enabled: bool = False
     ca_file: str | None = None
     cert_file: str | None = None

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 import socket
-from typing import Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from msgspec import Meta, field
+from msgspec.structs import force_setattr
 
-from logship.config import Backoff, ByteSize, Duration, HostPort, StrictModel
+from logship.config import Backoff, ByteSize, Duration, HostPort, StrictModel, check
 from logship.tls import TLSSettings
 from shipper.kubernetes.config import KubernetesConfig
 
@@ -27,115 +28,104 @@ def _check_regex(value: str) -> str:
     return value
 
 
-class MultilineConfig(StrictModel):
-    start_pattern: str = r"^\d{4}-\d{2}-\d{2}[ T]"
-    max_lines: int = Field(500, ge=1)
+def _check_timestamp_pattern(value: str) -> str:
+    _check_regex(value)
+    if "ts" not in re.compile(value).groupindex:
+        raise ValueError("the pattern needs a named group (?P<ts>...) around the timestamp")
+    return value
+
+
+def _check_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}; use an IANA name such as UTC or Europe/Paris") from None
+    return value
+
+
+def _check_ttl(value: float) -> float:
+    if 0 < value < 1:
+        raise ValueError(
+            f"ttl {value:g}s would reconnect many times a second; use 0 (off) or at least 1s (60s is typical)"
+        )
+    return value
+
+
+class MultilineConfig(StrictModel, frozen=True):
+    start_pattern: Annotated[str, check(_check_regex)] = r"^\d{4}-\d{2}-\d{2}[ T]"
+    max_lines: Annotated[int, Meta(ge=1)] = 500
     timeout: Duration = 5.0
 
-    @field_validator("start_pattern")
-    @classmethod
-    def _pattern(cls, v: str) -> str:
-        return _check_regex(v)
+
+class TimestampConfig(StrictModel, frozen=True):
+    pattern: Annotated[str, check(_check_timestamp_pattern)] = (
+        r"^(?P<ts>\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)"
+    )
+    timezone: Annotated[str, check(_check_zone)] = "UTC"
 
 
-class TimestampConfig(StrictModel):
-    pattern: str = r"^(?P<ts>\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)"
-    timezone: str = "UTC"
-
-    @field_validator("pattern")
-    @classmethod
-    def _pattern(cls, v: str) -> str:
-        _check_regex(v)
-        if "ts" not in re.compile(v).groupindex:
-            raise ValueError("the pattern needs a named group (?P<ts>...) around the timestamp")
-        return v
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r}; use an IANA name such as UTC or Europe/Paris") from None
-        return v
-
-
-class InputConfig(StrictModel):
+class InputConfig(StrictModel, frozen=True):
     type: Literal["containers", "app"]
-    paths: list[str] = Field(default_factory=list)
-    exclude: list[str] = Field(default_factory=list)
-    tags: list[str] = Field(default_factory=list)
-    fields: dict[str, object] = Field(default_factory=dict)
+    paths: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    fields: dict[str, Any] = field(default_factory=dict)
     multiline: MultilineConfig | None = None
     timestamp: TimestampConfig | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _defaults(cls, data: object) -> object:
+    def __post_init__(self) -> None:
         # paths and tags default per type, so `- type: app` alone is a complete input.
-        if isinstance(data, dict) and data.get("type") in DEFAULT_PATHS:
-            data = dict(data)
-            if not data.get("paths"):
-                data["paths"] = list(DEFAULT_PATHS[data["type"]])
-            if not data.get("tags"):
-                data["tags"] = [data["type"]]
-        return data
+        if not self.paths:
+            force_setattr(self, "paths", list(DEFAULT_PATHS[self.type]))
+        if not self.tags:
+            force_setattr(self, "tags", [self.type])
 
 
-class RegistryConfig(StrictModel):
+class RegistryConfig(StrictModel, frozen=True):
     path: str = "/var/lib/logship/registry.json"
     flush_interval: Duration = 1.0
     clean_after: Duration = 86400.0
 
 
-class OutputConfig(StrictModel):
-    hosts: list[HostPort] = Field(default_factory=lambda: ["logship-aggregator:5044"], min_length=1)
+class OutputConfig(StrictModel, frozen=True):
+    hosts: Annotated[list[HostPort], Meta(min_length=1)] = field(default_factory=lambda: ["logship-aggregator:5044"])
     loadbalance: bool = False
     # Connections per endpoint with loadbalance, rotating connections without it (Filebeat's `worker`).
     # They share max_pending_windows, so raise that with them.
-    workers: int = Field(1, ge=1, le=64)
+    workers: Annotated[int, Meta(ge=1, le=64)] = 1
     # Close and reopen each connection this often (once its windows are acked), looking the hosts up
     # again: how a scaled-up aggregator Deployment gets its share. 0 = connections live until they fail.
-    ttl: Duration = Field(0.0, ge=0)
-    window_size: int = Field(2048, ge=1)
-    max_pending_windows: int = Field(2, ge=1)
-    queue_windows: int = Field(2, ge=1)  # sealed windows waiting for the sender; readers pause beyond it
-    compression_level: int = Field(3, ge=0, le=9)
+    ttl: Annotated[Duration, Meta(ge=0), check(_check_ttl)] = 0.0
+    window_size: Annotated[int, Meta(ge=1)] = 2048
+    max_pending_windows: Annotated[int, Meta(ge=1)] = 2
+    queue_windows: Annotated[int, Meta(ge=1)] = 2  # sealed windows waiting for the sender; readers pause beyond it
+    compression_level: Annotated[int, Meta(ge=0, le=9)] = 3
     timeout: Duration = 30.0
-    connect_timeout: Duration = Field(10.0, gt=0)
-    backoff: Backoff = Field(default_factory=Backoff)
-    tls: TLSSettings = Field(default_factory=TLSSettings)
-
-    @field_validator("ttl")
-    @classmethod
-    def _ttl(cls, v: float) -> float:
-        if 0 < v < 1:
-            raise ValueError(
-                f"ttl {v:g}s would reconnect many times a second; use 0 (off) or at least 1s (60s is typical)"
-            )
-        return v
+    connect_timeout: Annotated[Duration, Meta(gt=0)] = 10.0
+    backoff: Backoff = field(default_factory=Backoff)
+    tls: TLSSettings = field(default_factory=TLSSettings)
 
 
-class HttpConfig(StrictModel):
+class HttpConfig(StrictModel, frozen=True):
     host: str = "0.0.0.0"
-    port: int = Field(5066, ge=0, le=65535)
+    port: Annotated[int, Meta(ge=0, le=65535)] = 5066
 
 
-class ShipperConfig(StrictModel):
+class ShipperConfig(StrictModel, frozen=True):
     name: str | None = None  # `name: ${NODE_NAME:}` with NODE_NAME unset is YAML null
-    inputs: list[InputConfig] = Field(default_factory=lambda: [InputConfig(type="containers"), InputConfig(type="app")])
+    inputs: list[InputConfig] = field(default_factory=lambda: [InputConfig(type="containers"), InputConfig(type="app")])
     sidecar: bool = False
-    max_event_bytes: ByteSize = Field(1024 * 1024, ge=1024)
-    read_buffer_bytes: ByteSize = Field(256 * 1024, ge=4096)
+    max_event_bytes: Annotated[ByteSize, Meta(ge=1024)] = 1024 * 1024
+    read_buffer_bytes: Annotated[ByteSize, Meta(ge=4096)] = 256 * 1024
     scan_interval: Duration = 2.0
     watch: Literal["auto", "inotify", "poll"] = "auto"
     close_inactive: Duration = 300.0
-    max_open_files: int = Field(4096, ge=1)
-    max_deleted_bytes_held: ByteSize = Field(2 * 1024**3, ge=0)
-    registry: RegistryConfig = Field(default_factory=RegistryConfig)
-    output: OutputConfig = Field(default_factory=OutputConfig)
-    http: HttpConfig = Field(default_factory=HttpConfig)
-    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
+    max_open_files: Annotated[int, Meta(ge=1)] = 4096
+    max_deleted_bytes_held: Annotated[ByteSize, Meta(ge=0)] = 2 * 1024**3
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
     shutdown_timeout: Duration = 30.0
 
     @property

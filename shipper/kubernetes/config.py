@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated
+
+from msgspec import Meta, field
 
 from logship.config import Duration, StrictModel
 
 
-class KubernetesBackoff(StrictModel):
+class KubernetesBackoff(StrictModel, frozen=True):
     initial: Duration = 1.0
     max: Duration = 30.0
 
 
-class KubernetesConfig(StrictModel):
+class KubernetesConfig(StrictModel, frozen=True):
     """Metadata from the Kubernetes API (off by default: the file name alone gives pod/namespace/container)."""
 
     enabled: bool = False
@@ -24,11 +26,11 @@ class KubernetesConfig(StrictModel):
     kubeconfig: str | None = None
     # a container log file whose pod the watch has not delivered yet waits at most this long before it is
     # read with file-name metadata only (flagged `kubernetes.metadata: partial`)
-    wait_for_pod: Duration = Field(2.0, ge=0)
+    wait_for_pod: Annotated[Duration, Meta(ge=0)] = 2.0
     # metadata of a deleted pod is kept this long, for the last lines of its files
-    deleted_grace: Duration = Field(300.0, ge=0)
+    deleted_grace: Annotated[Duration, Meta(ge=0)] = 300.0
     # annotation keys (fnmatch patterns) copied to `kubernetes.annotations.*`; none by default
-    annotations: list[str] = Field(default_factory=list)
+    annotations: list[str] = field(default_factory=list)
     # `app.kubernetes.io/name` -> `app_kubernetes_io/name`, as Filebeat's `labels.dedot`
     labels_dedot: bool = True
     annotations_dedot: bool = True
@@ -36,5 +38,5 @@ class KubernetesConfig(StrictModel):
     node_labels: bool = True
     cloud: bool = True  # `cloud.*` from the Node's providerID and topology labels
     # server-side timeout of one watch request; the watch resumes from the last resourceVersion after it
-    watch_timeout: Duration = Field(300.0, ge=1)
-    backoff: KubernetesBackoff = Field(default_factory=KubernetesBackoff)
+    watch_timeout: Annotated[Duration, Meta(ge=1)] = 300.0
+    backoff: KubernetesBackoff = field(default_factory=KubernetesBackoff)

@@ -42,7 +42,7 @@ def exported_metric_names() -> set[str]:
 
 def shipper_output(rendered: Rendered, name: str = "logship-shipper") -> dict[str, Any]:
     cfg = configmap_config(rendered, name)["shipper"]
-    ShipperConfig.model_validate(cfg)  # what the shipper would load validates
+    ShipperConfig.from_dict(cfg)  # what the shipper would load validates
     out: dict[str, Any] = cfg["output"]
     return out
 

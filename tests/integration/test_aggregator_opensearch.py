@@ -39,7 +39,7 @@ def make_config(url: str, prefix: str, tmp_path: Path, **over: Any) -> Aggregato
             raw[key] = {**raw[key], **value}
         else:
             raw[key] = value
-    return AggregatorConfig.model_validate(raw)
+    return AggregatorConfig.from_dict(raw)
 
 
 async def counts(client: AsyncOpenSearch, prefix: str) -> dict[str, int]:

@@ -22,7 +22,7 @@ PREFIX = "t-agg-secure-"
 def config(node: SecureNode, tmp_path: Path, password: str) -> AggregatorConfig:
     (tmp_path / "username").write_text(node.username + "\n")
     (tmp_path / "password").write_text(password + "\n")
-    return AggregatorConfig.model_validate(
+    return AggregatorConfig.from_dict(
         {
             "listen": {"host": "127.0.0.1", "port": 0},
             "routes": [{"tag": "app", "index": f"{PREFIX}app-%{{+YYYY.MM.dd}}"}],

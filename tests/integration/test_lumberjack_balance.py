@@ -188,11 +188,11 @@ async def test_test_output_checks_every_address_of_a_name(
         return ["127.0.0.2", "127.0.0.3"]
 
     host = f"aggregator-headless:{port}"
-    failover = ShipperConfig.model_validate({"output": {"hosts": [host]}})
+    failover = ShipperConfig.from_dict({"output": {"hosts": [host]}})
     assert await _test_output(failover, [host], lookup) == 0  # one answering address is enough
     out = capsys.readouterr().out
     assert f"{host}: connection OK" in out and "  127.0.0.2: OK" in out and "  127.0.0.3: FAILED" in out
-    balanced = ShipperConfig.model_validate({"output": {"hosts": [host], "loadbalance": True}})
+    balanced = ShipperConfig.from_dict({"output": {"hosts": [host], "loadbalance": True}})
     assert await _test_output(balanced, [host], lookup) == 1  # every address carries windows
     assert f"{host}: FAILED" in capsys.readouterr().out
 

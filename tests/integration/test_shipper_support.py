@@ -94,7 +94,7 @@ def config(tmp_path: Path, port: int, **over: Any) -> ShipperConfig:
             doc[key] = {**doc[key], **value}
         else:
             doc[key] = value
-    return ShipperConfig.model_validate(doc)
+    return ShipperConfig.from_dict(doc)
 
 
 class RunningShipper:

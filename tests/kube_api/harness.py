@@ -57,7 +57,7 @@ class Collected:
 
 
 def config(tmp: Path, node: Node, kubeconfig: Path, **kube: Any) -> ShipperConfig:
-    return ShipperConfig.model_validate(
+    return ShipperConfig.from_dict(
         {
             "name": NODE,
             "inputs": [{"type": "containers", "paths": [str(node.dir / "*.log")]}],

@@ -9,6 +9,7 @@ import orjson
 from aggregator.accumulator import Ticket
 from aggregator.bulk import Encoder
 from aggregator.routing import Router
+from logship.config import ConfigError
 
 RECEIVED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -50,5 +51,5 @@ def test_family_index_is_configurable_and_covered_by_the_template() -> None:
     pattern = router.family_pattern("ledger")
     assert pattern is not None and pattern.format(RECEIVED) == "t-logstash-logs-ledger-2026.03.01"
     assert index_patterns(router.patterns) == ["t-logstash-logs-*"]
-    with pytest.raises(ValueError, match="family"):
-        AggregatorConfig.model_validate({"family_index": "logs-%{+YYYY.MM.dd}"})
+    with pytest.raises(ConfigError, match=r"family_index: .*family"):
+        AggregatorConfig.from_dict({"family_index": "logs-%{+YYYY.MM.dd}"})

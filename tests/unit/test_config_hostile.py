@@ -8,7 +8,10 @@ client could not use, with the same parser the client connects with.
 from __future__ import annotations
 
 from pathlib import Path
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -112,7 +115,7 @@ def test_tree_substitution_keeps_structure(tree: dict[str, object], value: str) 
     ],
 )
 def test_host_port_accepted_the_way_the_client_connects(host: str, expect: tuple[str, int]) -> None:
-    cfg = ShipperConfig.model_validate({"output": {"hosts": [host]}})
+    cfg = ShipperConfig.from_dict({"output": {"hosts": [host]}})
     assert parse_host(cfg.output.hosts[0]) == expect
 
 
@@ -157,3 +160,39 @@ def test_unquoted_reference_in_a_flow_mapping_gets_a_hint(tmp_path: Path) -> Non
     path.write_text('shipper:\n  http: {host: 127.0.0.1, port: "${PORT:5066}"}\n')
     cfg = validate_section(ShipperConfig, load_file(path, env={"PORT": "6000"}), "shipper", str(path))
     assert cfg.http.port == 6000
+
+
+_junk = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5) | st.integers(), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def _shaped(tp: Any) -> st.SearchStrategy[Any]:
+    """YAML shaped like the config type (its keys, lists where it has lists), with junk at any level."""
+    if get_origin(tp) is Annotated:
+        return _shaped(get_args(tp)[0])
+    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+        keys = {f.encode_name: st.deferred(lambda t=f.type: _shaped(t)) for f in msgspec.structs.fields(tp)}
+        return st.fixed_dictionaries({}, optional=keys) | _junk
+    if get_origin(tp) is list:
+        return st.lists(_shaped(get_args(tp)[0]), max_size=2) | _junk
+    if get_origin(tp) is dict:
+        return st.dictionaries(st.text(max_size=5) | st.integers(), _shaped(get_args(tp)[1]), max_size=2) | _junk
+    if get_origin(tp) in (Union, UnionType):
+        return st.one_of(*(_shaped(a) for a in get_args(tp) if a is not type(None)), st.none())
+    return _junk
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+@pytest.mark.parametrize("model", [ShipperConfig, AggregatorConfig])
+def test_any_yaml_gives_a_config_or_a_config_error(model: Any, data: st.DataObject) -> None:
+    """Whatever a YAML section holds, loading ends in a config or a ConfigError that names the file."""
+    side = "shipper" if model is ShipperConfig else "aggregator"
+    body = data.draw(_shaped(model))
+    try:
+        validate_section(model, {side: body}, side, "c.yml")
+    except ConfigError as exc:
+        assert all(line.startswith(f"c.yml: {side}") for line in str(exc).split("\n")), str(exc)

@@ -91,5 +91,5 @@ def test_unusable_pem_names_the_key(pki: dict[str, str], tmp_path: Path) -> None
 
 
 def test_unknown_tls_keys_are_rejected() -> None:
-    with pytest.raises(ValueError, match="extra"):
-        TLSSettings.model_validate({"enabled": True, "verfiy": False})
+    with pytest.raises(ConfigError, match="verfiy: unknown key"):
+        TLSSettings.from_dict({"enabled": True, "verfiy": False})

@@ -34,7 +34,7 @@ def test_documented_example_validates(tmp_path: Path) -> None:
 
 
 def test_defaults_per_input_type() -> None:
-    cfg = ShipperConfig.model_validate({"inputs": [{"type": "app"}]})
+    cfg = ShipperConfig.from_dict({"inputs": [{"type": "app"}]})
     assert cfg.inputs[0].paths == ["/app/logs/log-*.log"] and cfg.inputs[0].tags == ["app"]
 
 
@@ -43,12 +43,12 @@ def test_defaults_per_input_type() -> None:
     [
         ({"inputs": [{"type": "journald"}]}, "shipper.inputs[0].type"),
         ({"output": {"hosts": ["agg:notaport"]}}, "shipper.output.hosts[0]"),
-        ({"output": {"hosts": ["fe80::1:6000"]}}, "shipper.output.hosts[0]: Value error, IPv6 address"),
+        ({"output": {"hosts": ["fe80::1:6000"]}}, "shipper.output.hosts[0]: IPv6 address"),
         ({"output": {"backoff": {"initial": 0}}}, "shipper.output.backoff.initial"),
-        ({"output": {"backoff": {"initial": "5s", "max": "1s"}}}, "shipper.output.backoff: Value error, max (1s)"),
+        ({"output": {"backoff": {"initial": "5s", "max": "1s"}}}, "shipper.output.backoff: max (1s)"),
         ({"output": {"windw_size": 3}}, "shipper.output.windw_size: unknown key"),
         ({"output": {"ttl": "-1s"}}, "shipper.output.ttl"),
-        ({"output": {"ttl": "200ms"}}, "shipper.output.ttl: Value error, ttl 0.2s would reconnect"),
+        ({"output": {"ttl": "200ms"}}, "shipper.output.ttl: ttl 0.2s would reconnect"),
         ({"output": {"workers": 0}}, "shipper.output.workers"),
         (
             {"inputs": [{"type": "app", "multiline": {"start_pattern": "("}}]},
