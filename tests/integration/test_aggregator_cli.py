@@ -142,7 +142,11 @@ async def test_cli_serves_then_sigterm_flushes_and_acks(
                 i += 200
 
         shippers = [asyncio.create_task(ship(n)) for n in range(4)]
-        await asyncio.sleep(1.5)
+        # serving: windows are acked (the first bulk also creates the index, slow on a busy machine)
+        deadline = time.monotonic() + 30
+        while not acked and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)  # more windows in flight when SIGTERM comes
         status, metrics = await _get(f"http://127.0.0.1:{http_port}/metrics")
         assert status == 200 and "logship_aggregator_events_in_total" in metrics
         assert acked, stderr_path.read_text()
