@@ -262,14 +262,21 @@ class EventBuilder:
         for i, (offset, _, _, message, stream, ts, flags) in enumerate(records):
             if timestamps is not None and timestamps[i]:
                 ts = timestamps[i]
+            if type(message) is bytes:  # already JSON-encoded, without its quotes (see formats.Record)
+                opening = b'","message":"'
+                stream_part = _QUOTED_STREAMS[stream] if stream in _QUOTED_STREAMS else b'"' + _stream(stream)
+            else:
+                opening = b'","message":'
+                message = dumps(message)
+                stream_part = _STREAMS[stream] if stream in _STREAMS else _stream(stream)
             append(
                 b"".join(
                     (
                         b'{"@timestamp":"',
                         (ts or read_time).encode(),
-                        b'","message":',
-                        dumps(message),
-                        _STREAMS[stream] if stream in _STREAMS else b',"stream":' + dumps(stream),
+                        opening,
+                        message,
+                        stream_part,
                         log_prefix,
                         b"%d" % offset,
                         b',"flags":' + dumps(flags) + middle if flags else middle,
@@ -294,4 +301,9 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-_STREAMS: dict[str | None, bytes] = {"stdout": b',"stream":"stdout"', "stderr": b',"stream":"stderr"', None: b""}
+def _stream(stream: str | None) -> bytes:
+    return b',"stream":' + orjson.dumps(stream) if stream is not None else b""
+
+
+_STREAMS = {s: _stream(s) for s in ("stdout", "stderr", None)}
+_QUOTED_STREAMS = {s: b'"' + _stream(s) for s in ("stdout", "stderr", None)}  # after a message's body
