@@ -274,6 +274,7 @@ class DockerDecoder(_Merging):
         quarter = self._max // 4
         pending = self._pending
         tails, zeros, special = _TAILS, _ZEROS, _SPECIAL
+        last_time, ts = b"", ""
         end = self._last_end
         for line in lines:
             offset, end, data, truncated = line
@@ -284,7 +285,10 @@ class DockerDecoder(_Merging):
                     if len(body) < quarter and (
                         (body.isascii() and len(body.translate(None, special)) == len(body)) or _is_canonical(body)
                     ):
-                        ts = data[-32:-9].decode("ascii") + "Z"  # the time's first 23 bytes: ms precision
+                        time = data[-32:-9]  # the time's first 23 bytes: ms precision
+                        if time != last_time:  # one str for a run of lines of the same ms
+                            last_time = time
+                            ts = time.decode("ascii") + "Z"
                         append(_new(Record, (offset, end, end, body, stream, ts, ())))
                         continue
             try:
