@@ -193,7 +193,7 @@ class _Merging:
 # `_ZEROS` maps a line's last 62 bytes onto one of these to check them in one step.
 _TIME_SHAPE = b"0000-00-00T00:00:00.000000000Z"
 _TAILS = {b'\\n","stream":"' + s + b'","time":"' + _TIME_SHAPE + b'"}': s.decode() for s in (b"stdout", b"stderr")}
-_TAIL = 62
+assert {len(tail) for tail in _TAILS} == {62}
 _ZEROS = bytes.maketrans(b"123456789", b"000000000")
 _HEAD = b'{"log":"'
 # Bytes that never appear raw in a JSON string: a body without them is already its own encoding.
@@ -273,17 +273,18 @@ class DockerDecoder(_Merging):
         # the body's length bounds the message's characters (each takes at least one byte of it)
         quarter = self._max // 4
         pending = self._pending
-        tails, zeros, special = _TAILS, _ZEROS, _SPECIAL
+        head, tails, zeros, special = _HEAD, _TAILS, _ZEROS, _SPECIAL
         last_time, ts = b"", ""
         end = self._last_end
         for line in lines:
             offset, end, data, truncated = line
-            if not pending and not truncated and data[:8] == _HEAD:
-                stream = tails.get(data[-_TAIL:].translate(zeros))
+            if not pending and not truncated and data[:8] == head:
+                stream = tails.get(data[-62:].translate(zeros))
                 if stream is not None:
-                    body = data[8:-_TAIL]
-                    if len(body) < quarter and (
-                        (body.isascii() and len(body.translate(None, special)) == len(body)) or _is_canonical(body)
+                    body = data[8:-62]
+                    n = len(body)
+                    if n < quarter and (
+                        (body.isascii() and len(body.translate(None, special)) == n) or _is_canonical(body)
                     ):
                         time = data[-32:-9]  # the time's first 23 bytes: ms precision
                         if time != last_time:  # one str for a run of lines of the same ms
