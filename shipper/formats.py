@@ -358,6 +358,7 @@ class CRIDecoder(_Merging):
         append = out.append
         quarter = self._max // 4  # a str of this many characters has at most max_event_bytes bytes
         pending = self._pending  # the same dict throughout: pieces are added to and popped from it
+        last_time, ts = b"", ""
         end = self._last_end
         for line in lines:
             offset, end, data, truncated = line
@@ -372,7 +373,10 @@ class CRIDecoder(_Merging):
                     except UnicodeDecodeError:
                         text = None
                     if text is not None and len(text) <= quarter:
-                        ts = t[:23].decode("ascii", "replace") + "Z"
+                        time = t[:23]
+                        if time != last_time:  # one str for a run of lines of the same ms
+                            last_time = time
+                            ts = time.decode("ascii", "replace") + "Z"
                         append(_new(Record, (offset, end, end, text, "stdout" if s == b"stdout" else "stderr", ts, ())))
                         continue
             self._general(line, fields, out)

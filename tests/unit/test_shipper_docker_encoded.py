@@ -20,6 +20,7 @@ from shipper.lines import LineSplitter
 from shipper.multiline import MultilineJoiner
 
 T = "2026-01-01T12:00:00.123456789Z"
+T2 = b"2026-01-01T12:00:00.987654321Z"
 READ_TIME = "2026-09-09T00:00:00.000Z"
 
 
@@ -70,6 +71,7 @@ streams = st.sampled_from([b"stdout", b"stderr", b"stdin", b"stdou", b"STDOUT"])
 times = st.sampled_from(
     [
         T.encode(),
+        T2,
         b"2026-01-01T12:00:00Z",
         b"2026-01-01T12:00:00.1+02:00",
         b"2026-01-01X12:00:00.123456789Z",
@@ -88,7 +90,8 @@ def docker_lines(draw: st.DrawFn) -> bytes:
     if draw(st.booleans()):
         stream = draw(st.sampled_from([b"stdout", b"stderr"]))
         body = ENCODERS[draw(st.sampled_from(sorted(ENCODERS)))](text + "\n")
-        return b'{"log":"' + body + b'","stream":"' + stream + b'","time":"' + T.encode() + b'"}\n'
+        time = draw(st.sampled_from([T.encode(), T2]))
+        return b'{"log":"' + body + b'","stream":"' + stream + b'","time":"' + time + b'"}\n'
     text += draw(endings)
     stream = draw(streams)
     time = draw(times)
