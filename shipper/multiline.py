@@ -16,10 +16,9 @@ from shipper.formats import MULTILINE, TRUNCATED, Record, clip, message_text
 class _Group:
     __slots__ = ("first", "flags", "last", "lines", "messages", "size")
 
-    def __init__(self, rec: Record) -> None:
+    def __init__(self, rec: Record, message: str) -> None:
         self.first = rec
         self.last = rec
-        message = message_text(rec.message)
         self.messages = [message]
         self.size = len(message)
         self.flags = set(rec.flags)
@@ -52,7 +51,7 @@ class MultilineJoiner:
                 if g is not None:
                     # the new start line is pending now: a checkpoint must not pass it
                     out.append(self._emit(g, min(rec.offset, rec.resume)))
-                g = self._group = _Group(rec)
+                g = self._group = _Group(rec, message)
             else:
                 g.last = rec
                 g.flags.update(rec.flags)
