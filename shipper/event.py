@@ -250,34 +250,36 @@ class EventBuilder:
         """Events for `records`; `timestamps[i]` (taken from the line) wins over the record's own."""
         if self.identity.head is not self._head_seen:  # the head grew (fingerprint known now) or was reset
             self._file_identity()
+        if timestamps is not None:
+            records = [r._replace(timestamp=t) if t else r for r, t in zip(records, timestamps, strict=True)]
         dumps = orjson.dumps
-        event_id = self.identity.event_id
         log_prefix = self._log_prefix
+        # what follows the message, up to the offset: per stream, and per form of the message
+        after_text = {s: part + log_prefix for s, part in _STREAMS.items()}
+        after_encoded = {s: b'"' + part + log_prefix for s, part in _STREAMS.items()}
         # `@metadata` comes last, as `,"@metadata":{"_id":"<id>"<extra>}}`: the aggregator recognises that
         # tail and cuts it off instead of decoding and re-encoding the whole event (aggregator/splice.py).
         middle = b"}" + self._static + b',"@metadata":{"_id":"'
         tail = b'"' + self._meta_extra + b"}}"
+        ids = self.identity.event_ids([r[0] for r in records])
         out: list[bytes] = []
         append = out.append
-        for i, (offset, _, _, message, stream, ts, flags) in enumerate(records):
-            if timestamps is not None and timestamps[i]:
-                ts = timestamps[i]
-            append(
-                b"".join(
-                    (
-                        b'{"@timestamp":"',
-                        (ts or read_time).encode(),
-                        b'","message":',
-                        dumps(message),
-                        _STREAMS[stream] if stream in _STREAMS else b',"stream":' + dumps(stream),
-                        log_prefix,
-                        b"%d" % offset,
-                        b',"flags":' + dumps(flags) + middle if flags else middle,
-                        event_id(offset).encode(),
-                        tail,
-                    )
-                )
-            )
+        last_ts: object = _UNSET  # the opening of the event is made again only when the timestamp changes
+        head = head_quoted = b""
+        for (offset, _, _, message, stream, ts, flags), event_id in zip(records, ids, strict=True):
+            if ts is not last_ts:
+                last_ts = ts
+                head = b'{"@timestamp":"' + (ts or read_time).encode() + b'","message":'
+                head_quoted = head + b'"'
+            if type(message) is bytes:  # already JSON-encoded, without its quotes (see formats.Record)
+                opening = head_quoted
+                after = after_encoded[stream] if stream in after_encoded else b'"' + _stream(stream) + log_prefix
+            else:
+                opening = head
+                message = dumps(message)
+                after = after_text[stream] if stream in after_text else _stream(stream) + log_prefix
+            meta = b',"flags":' + dumps(flags) + middle if flags else middle
+            append(b"%b%b%b%d%b%b%b" % (opening, message, after, offset, meta, event_id, tail))
         return out
 
 
@@ -294,4 +296,9 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-_STREAMS: dict[str | None, bytes] = {"stdout": b',"stream":"stdout"', "stderr": b',"stream":"stderr"', None: b""}
+def _stream(stream: str | None) -> bytes:
+    return b',"stream":' + orjson.dumps(stream) if stream is not None else b""
+
+
+_STREAMS = {s: _stream(s) for s in ("stdout", "stderr", None)}
+_UNSET = object()

@@ -37,7 +37,9 @@ class Record(NamedTuple):
     offset: int  # offset of the first byte of the record's first line
     end: int  # offset just past the record's last line
     resume: int  # see module docstring
-    message: str
+    # The text, or (bytes) the text already JSON-encoded exactly as orjson.dumps encodes it, without the
+    # quotes: only a decoder asked for `encoded` messages makes those (`message_text` gives the text).
+    message: str | bytes
     stream: str | None  # "stdout" / "stderr" for container logs
     timestamp: str | None  # ISO-8601 UTC with ms and Z, when the source gave one
     flags: tuple[str, ...]
@@ -85,6 +87,14 @@ def parse_timestamp(value: str, default_tz: object) -> str | None:
         dt = dt.replace(tzinfo=default_tz)  # type: ignore[arg-type]
     dt = dt.astimezone(UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def message_text(message: str | bytes) -> str:
+    """The text of a record's message, whichever form the decoder gave it in (see `Record`)."""
+    if isinstance(message, str):
+        return message
+    text: str = orjson.loads(b'"' + message + b'"')
+    return text
 
 
 def decode_utf8(data: bytes) -> tuple[str, bool]:
@@ -179,12 +189,52 @@ class _Merging:
         return out
 
 
+# A whole Docker json-file line as the json-file driver writes it ends with this tail (digits shown as 0):
+# `_ZEROS` maps a line's last 62 bytes onto one of these to check them in one step.
+_TIME_SHAPE = b"0000-00-00T00:00:00.000000000Z"
+_TAILS = {b'\\n","stream":"' + s + b'","time":"' + _TIME_SHAPE + b'"}': s.decode() for s in (b"stdout", b"stderr")}
+assert {len(tail) for tail in _TAILS} == {62}
+_ZEROS = bytes.maketrans(b"123456789", b"000000000")
+_HEAD = b'{"log":"'
+# Bytes that never appear raw in a JSON string: a body without them is already its own encoding.
+_SPECIAL = bytes(range(0x20)) + b'"\\'
+# A string literal's body spelled as orjson.dumps spells it: the escapes it must have, and no others.
+# (Possessive quantifiers: a failing match must not retry every way of cutting a long run of plain bytes.)
+_CANONICAL = re.compile(rb'(?:[^\x00-\x1f"\\]++|\\["\\bfnrt]|\\u00(?:0[0-7bef]|1[0-9a-f]))*+').fullmatch
+
+
+def _is_canonical(body: bytes) -> bool:
+    """Is `body` a JSON string literal's body, valid UTF-8, exactly as orjson.dumps writes its text?"""
+    if _CANONICAL(body) is None or body.endswith(b"\\r"):  # `\r\n` endings are cut differently
+        return False
+    if body.isascii():
+        return True
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 class DockerDecoder(_Merging):
-    """Docker json-file: `{"log":"text\\n","stream":"stdout","time":"...Z"}` per line."""
+    """Docker json-file: `{"log":"text\\n","stream":"stdout","time":"...Z"}` per line.
+
+    With `encoded`, a whole, short line in the json-file driver's exact layout whose `log` is spelled as
+    orjson spells strings gets a record with the message still JSON-encoded (bytes, see `Record`): the
+    bytes between `{"log":"` and the final `\\n` escape. The event builder splices them in as they
+    are, so such a line is never decoded to text and encoded again. Every other line takes the general
+    path, which makes the same event.
+    """
 
     runtime: str | None = "docker"
 
+    def __init__(self, max_event_bytes: int, encoded: bool = False) -> None:
+        super().__init__(max_event_bytes)
+        self._encoded = encoded
+
     def decode(self, lines: Iterable[Line]) -> list[Record]:
+        if self._encoded:
+            return self._decode_encoded(lines)
         out: list[Record] = []
         append = out.append
         loads = orjson.loads
@@ -203,7 +253,7 @@ class DockerDecoder(_Merging):
                 text = obj.get("log")
                 if type(text) is str and text[-1:] == "\n" and text[-2:] != "\r\n" and len(text) <= quarter:
                     t = obj.get("time")
-                    if type(t) is str and len(t) == 30 and t[29] == "Z" and t[19] == ".":
+                    if type(t) is str and len(t) == 30 and t[29] == "Z" and t[19] == "." and t[10] == "T":
                         ts: str | None = t[:23] + "Z"
                     else:
                         ts = rfc3339_to_ms(t) if type(t) is str else None
@@ -212,6 +262,40 @@ class DockerDecoder(_Merging):
                         stream = "stdout"
                     append(_new(Record, (offset, end, end, text[:-1], stream, ts, ())))
                     continue
+            self._general(line, obj, out)
+        self._last_end = end
+        return out
+
+    def _decode_encoded(self, lines: Iterable[Line]) -> list[Record]:
+        out: list[Record] = []
+        append = out.append
+        loads = orjson.loads
+        # the body's length bounds the message's characters (each takes at least one byte of it)
+        quarter = self._max // 4
+        pending = self._pending
+        head, tails, zeros, special = _HEAD, _TAILS, _ZEROS, _SPECIAL
+        last_time, ts = b"", ""
+        end = self._last_end
+        for line in lines:
+            offset, end, data, truncated = line
+            if not pending and not truncated and data[:8] == head:
+                stream = tails.get(data[-62:].translate(zeros))
+                if stream is not None:
+                    body = data[8:-62]
+                    n = len(body)
+                    if n < quarter and (
+                        (body.isascii() and len(body.translate(None, special)) == n) or _is_canonical(body)
+                    ):
+                        time = data[-32:-9]  # the time's first 23 bytes: ms precision
+                        if time != last_time:  # one str for a run of lines of the same ms
+                            last_time = time
+                            ts = time.decode("ascii") + "Z"
+                        append(_new(Record, (offset, end, end, body, stream, ts, ())))
+                        continue
+            try:
+                obj = loads(data)
+            except orjson.JSONDecodeError:
+                obj = None
             self._general(line, obj, out)
         self._last_end = end
         return out
@@ -274,6 +358,7 @@ class CRIDecoder(_Merging):
         append = out.append
         quarter = self._max // 4  # a str of this many characters has at most max_event_bytes bytes
         pending = self._pending  # the same dict throughout: pieces are added to and popped from it
+        last_time, ts = b"", ""
         end = self._last_end
         for line in lines:
             offset, end, data, truncated = line
@@ -288,7 +373,10 @@ class CRIDecoder(_Merging):
                     except UnicodeDecodeError:
                         text = None
                     if text is not None and len(text) <= quarter:
-                        ts = t[:23].decode("ascii", "replace") + "Z"
+                        time = t[:23]
+                        if time != last_time:  # one str for a run of lines of the same ms
+                            last_time = time
+                            ts = time.decode("ascii", "replace") + "Z"
                         append(_new(Record, (offset, end, end, text, "stdout" if s == b"stdout" else "stderr", ts, ())))
                         continue
             self._general(line, fields, out)
@@ -372,10 +460,13 @@ def detect(first_line: bytes) -> str:
 
 
 class AutoDecoder:
-    """Container logs: picks Docker or CRI from the first line of the file, then delegates."""
+    """Container logs: picks Docker or CRI from the first line of the file, then delegates.
 
-    def __init__(self, max_event_bytes: int) -> None:
+    `encoded`: Docker records may carry their message JSON-encoded (see DockerDecoder)."""
+
+    def __init__(self, max_event_bytes: int, encoded: bool = False) -> None:
         self._max = max_event_bytes
+        self._encoded = encoded  # see DockerDecoder
         self._inner: Decoder | None = None
 
     @property
@@ -389,7 +480,7 @@ class AutoDecoder:
                 return []
             kind = detect(lines[0].data)
             self._inner = (
-                DockerDecoder(self._max)
+                DockerDecoder(self._max, self._encoded)
                 if kind == "docker"
                 else CRIDecoder(self._max)
                 if kind == "cri"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shipper.event import EventBuilder, TimestampExtractor, utc_now_ms
-from shipper.formats import AutoDecoder, Decoder, PlainDecoder, Record
+from shipper.formats import AutoDecoder, Decoder, PlainDecoder, Record, message_text
 from shipper.identity import FINGERPRINT_BYTES, FileIdentity
 from shipper.lines import LineSplitter
 from shipper.multiline import MultilineJoiner
@@ -91,11 +91,13 @@ class Harvester:
         # container lines carry JSON escaping / a CRI prefix around the message: allow room for it
         line_limit = max_bytes * 2 + 4096 if self.source.input_type == "containers" else max_bytes
         self._splitter = LineSplitter(offset, line_limit)
-        self._decoder: Decoder = (
-            AutoDecoder(max_bytes) if self.source.input_type == "containers" else PlainDecoder(max_bytes)
-        )
         ml = self.source.multiline
         self._joiner = MultilineJoiner(ml[0], ml[1], ml[2], max_bytes) if ml else None
+        # messages may stay JSON-encoded unless something here reads their text
+        encoded = self._joiner is None and self._ts is None
+        self._decoder: Decoder = (
+            AutoDecoder(max_bytes, encoded) if self.source.input_type == "containers" else PlainDecoder(max_bytes)
+        )
 
     @property
     def deadline(self) -> float | None:
@@ -196,7 +198,7 @@ class Harvester:
             self._builder.set_extra(*meta.fields())
         read_time = utc_now_ms()
         ts = self._ts
-        stamps = [ts(r.message) for r in records] if ts is not None else None
+        stamps = [ts(message_text(r.message)) for r in records] if ts is not None else None
         return Batch(self._builder.build_all(records, read_time, stamps), [r.resume for r in records])
 
     def resume_point(self) -> int:

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import re
 
-from shipper.formats import MULTILINE, TRUNCATED, Record, clip
+from shipper.formats import MULTILINE, TRUNCATED, Record, clip, message_text
 
 
 class _Group:
     __slots__ = ("first", "flags", "last", "lines", "messages", "size")
 
-    def __init__(self, rec: Record) -> None:
+    def __init__(self, rec: Record, message: str) -> None:
         self.first = rec
         self.last = rec
-        self.messages = [rec.message]
-        self.size = len(rec.message)
+        self.messages = [message]
+        self.size = len(message)
         self.flags = set(rec.flags)
         self.lines = 1
 
@@ -46,18 +46,19 @@ class MultilineJoiner:
         out: list[Record] = []
         for rec in records:
             g = self._group
-            if g is None or self._start(rec.message):
+            message = message_text(rec.message)
+            if g is None or self._start(message):
                 if g is not None:
                     # the new start line is pending now: a checkpoint must not pass it
                     out.append(self._emit(g, min(rec.offset, rec.resume)))
-                g = self._group = _Group(rec)
+                g = self._group = _Group(rec, message)
             else:
                 g.last = rec
                 g.flags.update(rec.flags)
                 g.lines += 1
                 if g.size < self._max_bytes:
-                    g.messages.append(rec.message)
-                    g.size += len(rec.message) + 1
+                    g.messages.append(message)
+                    g.size += len(message) + 1
                 else:
                     g.flags.add(TRUNCATED)
             if g.lines >= self._max_lines:

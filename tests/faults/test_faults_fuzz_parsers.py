@@ -10,7 +10,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shipper.formats import AutoDecoder, PlainDecoder, Record
+from shipper.formats import AutoDecoder, PlainDecoder, Record, message_text
 from shipper.lines import Line, LineSplitter
 
 MAX_EVENT = 256
@@ -24,6 +24,7 @@ def _line_limit(plain: bool) -> int:
 fragments = st.sampled_from(
     [
         b'{"log":"x\\n","stream":"stdout","time":"2026-01-01T00:00:00.1Z"}',
+        b'{"log":"x \\"q\\" \\u001b\\n","stream":"stderr","time":"2026-01-01T00:00:00.123456789Z"}',
         b'{"log":"piece","stream":"stderr","time":"2026-01-01T00:00:00Z"}',
         b'{"log":',
         b'{"log":5}',
@@ -52,9 +53,9 @@ def _lines_of(data: bytes, plain: bool) -> list[Line]:
     return sp.feed(data) + sp.flush()
 
 
-def _decode(data: bytes, plain: bool, cuts: list[int]) -> list[Record]:
+def _decode(data: bytes, plain: bool, cuts: list[int], encoded: bool = False) -> list[Record]:
     """Feed `data` in pieces cut at `cuts`, as reads of a growing file would."""
-    dec = PlainDecoder(MAX_EVENT) if plain else AutoDecoder(MAX_EVENT)
+    dec = PlainDecoder(MAX_EVENT) if plain else AutoDecoder(MAX_EVENT, encoded)
     sp = LineSplitter(0, _line_limit(plain))
     out: list[Record] = []
     prev = 0
@@ -67,15 +68,18 @@ def _decode(data: bytes, plain: bool, cuts: list[int]) -> list[Record]:
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(parts=chunks, plain=st.booleans(), cuts=st.lists(st.integers(0, 4000), max_size=6))
-def test_every_line_lands_in_exactly_one_record(parts: list[bytes], plain: bool, cuts: list[int]) -> None:
+@given(parts=chunks, plain=st.booleans(), cuts=st.lists(st.integers(0, 4000), max_size=6), encoded=st.booleans())
+def test_every_line_lands_in_exactly_one_record(
+    parts: list[bytes], plain: bool, cuts: list[int], encoded: bool
+) -> None:
     data = b"".join(parts)
-    records = _decode(data, plain, cuts)
+    records = _decode(data, plain, cuts, encoded)
     lines = _lines_of(data, plain)
     for r in records:
-        assert isinstance(r.message, str)
+        # JSON-encoded messages only where they were asked for
+        assert isinstance(r.message, str) or (encoded and isinstance(r.message, bytes))
         # SPEC: an event longer than max_event_bytes is truncated and flagged, whatever its format
-        size = len(r.message.encode("utf-8", "surrogatepass"))
+        size = len(message_text(r.message).encode("utf-8", "surrogatepass"))
         assert size <= MAX_EVENT, f"{size}-byte message from {r.flags}"
         assert 0 <= r.offset < max(r.end, 1) or (r.offset == r.end == 0)
     starts = sorted(r.offset for r in records)

@@ -170,7 +170,14 @@ def test_partial_merging_property(messages: list[tuple[str, list[str]]], fmt: st
 
 
 _CRI_TIMES = st.sampled_from(
-    [T, "2026-01-01T12:00:00Z", "2026-01-01T12:00:00.1+02:00", "2026-01-01T12:00:00.123456789X", "x"]
+    [
+        T,
+        "2026-01-01T12:00:00.987654321Z",
+        "2026-01-01T12:00:00Z",
+        "2026-01-01T12:00:00.1+02:00",
+        "2026-01-01T12:00:00.123456789X",
+        "x",
+    ]
 )
 _CRI_TEXT = st.one_of(
     st.text(max_size=40).map(lambda s: s.encode("utf-8", "surrogatepass")),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from shipper.identity import FINGERPRINT_BYTES, FileIdentity, fingerprint
 
 
@@ -34,3 +37,12 @@ def test_matches_detects_inode_reuse() -> None:
     assert not FileIdentity(1, 2, b"other content", "n").matches(n, h)
     assert not FileIdentity(1, 2, b"hello", "n").matches(n, h)  # shorter: not the same file
     assert h == fingerprint(b"hello world")
+
+
+@given(
+    head=st.binary(max_size=FINGERPRINT_BYTES + 10),
+    offsets=st.lists(st.integers(0, 1 << 62) | st.integers(0, 2 * FINGERPRINT_BYTES), max_size=8),
+)
+def test_event_ids_in_bulk_are_the_event_ids(head: bytes, offsets: list[int]) -> None:
+    ident = FileIdentity(1, 2, head, "node")
+    assert ident.event_ids(offsets) == [ident.event_id(o).encode() for o in offsets]
