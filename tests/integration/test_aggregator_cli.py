@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -139,13 +140,14 @@ async def test_cli_serves_then_sigterm_flushes_and_acks(
                     ]
                 )
                 acked.extend(ids)
+                first_ack.set()
                 i += 200
 
+        first_ack = asyncio.Event()
         shippers = [asyncio.create_task(ship(n)) for n in range(4)]
         # serving: windows are acked (the first bulk also creates the index, slow on a busy machine)
-        deadline = time.monotonic() + 30
-        while not acked and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(first_ack.wait(), 30)
         await asyncio.sleep(0.5)  # more windows in flight when SIGTERM comes
         status, metrics = await _get(f"http://127.0.0.1:{http_port}/metrics")
         assert status == 200 and "logship_aggregator_events_in_total" in metrics
