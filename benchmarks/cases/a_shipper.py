@@ -57,8 +57,8 @@ def measure(
 ) -> dict[str, Any]:
     """Wait until the sink has `lines` lines; figures over first -> last event received."""
     progress = Throttle(ctx, case)
-    # Fluent Bit registers every file in its offsets database before it ships anything: about 16 s
-    # for 5,000 files on a quiet core here, over a minute on a busy one
+    # Fluent Bit with thousands of files takes long before its first record (14-16 s for 5,000
+    # small files in a try here, with or without its offsets database; over a minute on a busy core)
     first_timeout = 60.0 + 0.05 * fs.files
     try:
         if not sink.wait_events(1, first_timeout):
