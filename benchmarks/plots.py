@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import orjson
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 LOGSHIP, FILEBEAT, RSYSLOG, CEILING, FLUENTBIT = "#1f77b4", "#ff7f0e", "#2ca02c", "#7f7f7f", "#9467bd"
 AGENT_COLORS = {"logship": LOGSHIP, "filebeat": FILEBEAT, "rsyslog": RSYSLOG, "fluentbit": FLUENTBIT}
@@ -201,10 +202,19 @@ def _cost_panel(ax: Any, rows: list[dict[str, Any]], x_key: str, xlabel: str, ti
     ax.set_xticks(ticks, [f"{t:,}" for t in ticks], fontsize=7)
     ax.minorticks_off()
     ax.set_xlabel(xlabel, fontsize=8)
-    ax.set_ylabel("CPU seconds per GiB read (solid)", fontsize=8)
-    rss_ax.set_ylabel("peak RSS MiB (dashed)", fontsize=8)
-    ax.set_ylim(bottom=0)
-    rss_ax.set_ylim(bottom=0)
+    cpu = [r["cpu_s_per_gib"] for r in rows if "error" not in r and r["cpu_s_per_gib"] > 0]
+    rss = [r["rss_peak_mib"] for r in rows if "error" not in r and r["rss_peak_mib"] > 0]
+    # one agent far above the other at a point (Fluent Bit at 5,000 files) would flatten the rest
+    wide = (len(cpu) > 1 and max(cpu) > 10 * min(cpu)) or (len(rss) > 1 and max(rss) > 10 * min(rss))
+    ax.set_ylabel(f"CPU seconds per GiB read (solid{', log scale' if wide else ''})", fontsize=8)
+    rss_ax.set_ylabel(f"peak RSS MiB (dashed{', log scale' if wide else ''})", fontsize=8)
+    for a in (ax, rss_ax):
+        if wide:
+            a.set_yscale("log")
+            a.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            a.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "1235" else ""))
+        else:
+            a.set_ylim(bottom=0)
     ax.set_title(title, fontsize=9)
     handles, labels = ax.get_legend_handles_labels()
     more, more_labels = rss_ax.get_legend_handles_labels()
