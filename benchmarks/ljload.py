@@ -82,10 +82,12 @@ async def run(
         finally:
             await client.close()
 
+    started = time.time()  # wall clock: the runner lines up several load processes by it
     t0 = time.monotonic()
     await asyncio.gather(*(connection() for _ in range(connections)))
     seconds = time.monotonic() - t0
-    return {"events": acked, "seconds": seconds, "events_per_s": acked / seconds, "event_bytes": len(pool[0][0])}
+    return {"events": acked, "seconds": seconds, "events_per_s": acked / seconds, "event_bytes": len(pool[0][0]),
+            "started": started, "finished": started + seconds}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import orjson
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 LOGSHIP, FILEBEAT, RSYSLOG, CEILING, FLUENTBIT = "#1f77b4", "#ff7f0e", "#2ca02c", "#7f7f7f", "#9467bd"
 AGENT_COLORS = {"logship": LOGSHIP, "filebeat": FILEBEAT, "rsyslog": RSYSLOG, "fluentbit": FLUENTBIT}
@@ -176,6 +177,81 @@ def plot_e(results: dict[str, Any], case: dict[str, Any], out: Path) -> Path:
     return _save(fig, results, case, out / "e_outage.png")
 
 
+AGENT_NAMES = {"logship": "logship", "fluentbit": "Fluent Bit"}
+
+
+def _cost_panel(ax: Any, rows: list[dict[str, Any]], x_key: str, xlabel: str, title: str) -> None:
+    """CPU s/GiB (solid, left axis) and peak RSS (dashed, right axis) against `x_key`, one colour per
+    agent, log-scale x."""
+    rss_ax = ax.twinx()
+    for agent in sorted({r["agent"] for r in rows}, key=lambda a: a != "logship"):
+        mine = sorted((r for r in rows if r["agent"] == agent and "error" not in r), key=lambda r: r[x_key])
+        if not mine:
+            continue
+        xs = [r[x_key] for r in mine]
+        color = AGENT_COLORS.get(agent, FILEBEAT)
+        name = AGENT_NAMES.get(agent, agent)
+        ax.plot(xs, [r["cpu_s_per_gib"] for r in mine], "o-", color=color, label=f"{name} CPU s/GiB")
+        rss_ax.plot(xs, [r["rss_peak_mib"] for r in mine], "s--", color=color, alpha=0.7, label=f"{name} peak RSS")
+    for r in (r for r in rows if "error" in r):  # a point without figures says so where it would be
+        name = AGENT_NAMES.get(r["agent"], r["agent"])
+        ax.annotate(f"{name}:\nno result", (r[x_key], 0), textcoords="offset points", xytext=(0, 8), ha="center",
+                    fontsize=6, color=AGENT_COLORS.get(r["agent"], FILEBEAT))  # fmt: skip
+    ax.set_xscale("log")
+    ticks = sorted({r[x_key] for r in rows})
+    ax.set_xticks(ticks, [f"{t:,}" for t in ticks], fontsize=7)
+    ax.minorticks_off()
+    ax.set_xlabel(xlabel, fontsize=8)
+    cpu = [r["cpu_s_per_gib"] for r in rows if "error" not in r and r["cpu_s_per_gib"] > 0]
+    rss = [r["rss_peak_mib"] for r in rows if "error" not in r and r["rss_peak_mib"] > 0]
+    # one agent far above the other at a point (Fluent Bit at 5,000 files) would flatten the rest
+    wide = (len(cpu) > 1 and max(cpu) > 10 * min(cpu)) or (len(rss) > 1 and max(rss) > 10 * min(rss))
+    ax.set_ylabel(f"CPU seconds per GiB read (solid{', log scale' if wide else ''})", fontsize=8)
+    rss_ax.set_ylabel(f"peak RSS MiB (dashed{', log scale' if wide else ''})", fontsize=8)
+    for a in (ax, rss_ax):
+        if wide:
+            a.set_yscale("log")
+            a.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            a.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "1235" else ""))
+        else:
+            a.set_ylim(bottom=0)
+    ax.set_title(title, fontsize=9)
+    handles, labels = ax.get_legend_handles_labels()
+    more, more_labels = rss_ax.get_legend_handles_labels()
+    ax.legend(handles + more, labels + more_labels, fontsize=7, loc="best")
+
+
+def plot_g(results: dict[str, Any], case: dict[str, Any], out: Path) -> Path:
+    fig, axes = _new("g. how cost grows: each agent on one core, Docker json-file, compression off", 3, 6)
+    fig.set_size_inches(19, 6.2)
+    fig.subplots_adjust(wspace=0.55, left=0.05, right=0.97)
+    fb = case.get("agents", {}).get("fluentbit", "")
+    missing = "" if not str(fb).startswith("not measured") else " (Fluent Bit not measured)"
+    cond = case["conditions"]
+    _cost_panel(axes[0], case["files"], "files", "files (log scale)",
+                f"shipper vs files, {cond['files_sweep_line_bytes_on_disk']}-byte lines{missing}")  # fmt: skip
+    _cost_panel(axes[1], case["line_sizes"], "line_bytes", "line bytes as written by the application (log scale)",
+                f"shipper vs line size, 1 file{missing}")  # fmt: skip
+    ax = axes[2]
+    conns = sorted((r for r in case["connections"] if "error" not in r), key=lambda r: r["connections"])
+    xs = [r["connections"] for r in conns]
+    ax.plot(xs, [r["events_per_cpu_s"] or 0 for r in conns], "o-", color=LOGSHIP, label="events per CPU second")
+    ax.plot(xs, [r["events_per_s"] for r in conns], "s--", color=LOGSHIP, alpha=0.7, label="events/s (wall clock)")
+    for r in conns:
+        ax.annotate(f"{r['aggregator_rss_peak_mib']:.0f} MiB", (r["connections"], r["events_per_s"]),
+                    textcoords="offset points", xytext=(0, -12), ha="center", fontsize=6)  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xticks(xs, [f"{x:,}" for x in xs], fontsize=7)
+    ax.minorticks_off()
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("Lumberjack connections (log scale)", fontsize=8)
+    ax.set_ylabel("events per second", fontsize=8)
+    ax.set_title(f"logship aggregator -> blackhole sink, windows of {cond['window_size_aggregator_sweep']}"
+                 " (labels: peak RSS)", fontsize=9)  # fmt: skip
+    ax.legend(fontsize=7)
+    return _save(fig, results, case, out / "g_growth.png")
+
+
 def _save(fig: Figure, results: dict[str, Any], case: dict[str, Any], path: Path) -> Path:
     _footer(fig, results, case)
     fig.savefig(path, dpi=110)
@@ -183,7 +259,7 @@ def _save(fig: Figure, results: dict[str, Any], case: dict[str, Any], path: Path
     return path
 
 
-PLOTTERS = {"a": plot_a, "b": plot_b, "c": plot_c, "d": plot_d, "e": plot_e}
+PLOTTERS = {"a": plot_a, "b": plot_b, "c": plot_c, "d": plot_d, "e": plot_e, "g": plot_g}
 
 
 def draw(results: dict[str, Any], out: Path) -> list[Path]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -236,3 +237,33 @@ def spawn_logship(
 
 # The core an agent under test is pinned to in case a (`taskset -c`); the receivers run elsewhere.
 AGENT_CPU = os.environ.get("LOGSHIP_BENCH_AGENT_CPU", str(max(0, (os.cpu_count() or 1) - 1)))
+
+
+def other_cpus() -> str | None:
+    """The cores this process may use other than AGENT_CPU, as a `taskset -c` list (None if none)."""
+    agent = {int(c) for c in AGENT_CPU.split(",") if c.strip().isdigit()}
+    rest = sorted(os.sched_getaffinity(0) - agent)
+    return ",".join(str(c) for c in rest) or None
+
+
+@contextlib.contextmanager
+def open_files_limit(needed: int) -> Iterator[tuple[int, int]]:
+    """RLIMIT_NOFILE of this process raised to at least `needed` while the block runs (the hard
+    limit too where that is allowed, e.g. as root), restored afterwards; every process started
+    meanwhile (file writers, agents, load clients) inherits it. Yields the (soft, hard) in force."""
+    kind = resource.RLIMIT_NOFILE
+    old = resource.getrlimit(kind)
+    soft, hard = old
+    unlimited = resource.RLIM_INFINITY
+    if hard != unlimited and hard < needed:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(kind, (soft, needed))
+            hard = needed
+    if soft != unlimited and soft < needed:
+        soft = needed if hard == unlimited else min(needed, hard)
+        resource.setrlimit(kind, (soft, hard))
+    try:
+        yield soft, hard
+    finally:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(kind, old)

@@ -42,6 +42,17 @@ class Profile:
     f_lines: int = 400_000
     f_aggregators: tuple[int, ...] = (1, 2, 3)
     f_cluster_heap: str = "512m"
+    # g: how cost grows. Shipper: files (at line_bytes on disk) and line size (at 1 file), each point
+    # g_mib MiB, Docker format, compression off; aggregator: connections, g_events per point
+    g_file_counts: tuple[int, ...] = (1, 10, 100, 1000, 5000)
+    g_line_sizes: tuple[int, ...] = (64, 256, 1024, 4096, 16384)  # the line as the application wrote it
+    g_mib: int = 128
+    g_min_windows: int = 20  # every set holds at least this many shipper windows of lines
+    g_repeats: int = 1
+    g_connections: tuple[int, ...] = (1, 10, 100, 500)
+    g_events: int = 1_024_000
+    g_window: int = 256  # one window size at every connection count (see benchmarks/cases/g_growth.py)
+    g_connections_per_sender: int = 100  # connections per load process
     # shared settings of the pipeline under test
     shipper_connections: int = 1  # >1: that many connections to the aggregator (output.workers, loadbalance)
     window_size: int = 2048
@@ -81,6 +92,12 @@ PROFILES = {
         e_files=4,
         e_drain_timeout=90.0,
         f_lines=5_000,
+        g_file_counts=(1, 10),
+        g_line_sizes=(64, 16384),
+        g_mib=1,
+        g_min_windows=0,
+        g_connections=(1, 10),
+        g_events=20_480,
     ),
     "quick": Profile(
         name="quick",
@@ -102,6 +119,10 @@ PROFILES = {
         e_outage=10.0,
         e_drain_timeout=120.0,
         f_lines=30_000,
+        g_file_counts=(1, 100, 1000),
+        g_line_sizes=(64, 1024, 16384),
+        g_mib=32,
+        g_events=512_000,
     ),
     "full": Profile(name="full"),
 }

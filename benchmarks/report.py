@@ -217,10 +217,68 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         lines.append(f"e. {e['outage_s']:.0f} s outage at {e['rate_lines_per_s']:,} lines/s: RSS shipper "
                      f"{e['shipper_rss_peak_outage_mib']} MiB, aggregator {e['aggregator_rss_peak_outage_mib']} MiB; "
                      f"drained in {e['drain_s']} s ({e['docs_indexed']:,}/{e['lines_written']:,} docs)")  # fmt: skip
+    lines += growth_lines(cases.get("g", {}))
     for name, case in cases.items():
         if "error" in case:
             lines.append(f"{name}. FAILED: {case['error'][:300]}")
     return lines
+
+
+def _growth_row(r: dict[str, Any], x: str) -> str:
+    name = {"fluentbit": "Fluent Bit"}.get(r["agent"], r["agent"])
+    if "error" in r:
+        return f"  {x:>8}  {name:<10} error: {r['error'].splitlines()[0][:120]}"
+    return (f"  {x:>8}  {name:<10} {r['cpu_s_per_gib']:7.1f} CPU s/GiB  RSS {r['rss_peak_mib']:6.1f} MiB"
+            f" (after {r.get('rss_settled_mib', 0):5.1f})  {r['lines_per_s']:>10,.0f} lines/s"
+            f"  {r['mib_per_s']:6.1f} MiB/s  waiting for a core {r.get('runqueue_wait_share', 0):4.0%}")  # fmt: skip
+
+
+def growth_lines(g: dict[str, Any]) -> list[str]:
+    """Case g: the shipper's cost per file count and line size, the aggregator's per connection count."""
+    if not g.get("files") and not g.get("line_sizes") and not g.get("connections"):
+        return []
+    cond = g.get("conditions", {})
+    lines = ["", f"g. how cost grows (each agent on one core; Fluent Bit: {g.get('agents', {}).get('fluentbit')})"]
+    lines.append(f"  files (lines of {cond.get('files_sweep_line_bytes_on_disk')} B on disk, "
+                 f"{cond.get('mib_per_point')} MiB per point):")  # fmt: skip
+    lines += [_growth_row(r, f"{r['files']:,}") for r in g.get("files", [])]
+    lines.append("  line size (as the application wrote it; Docker JSON adds 71 B on disk), 1 file:")
+    lines += [_growth_row(r, f"{r['line_bytes']:,} B") for r in g.get("line_sizes", [])]
+    lines.append(f"  aggregator -> blackhole sink, {cond.get('events_per_connection_point'):,} events per point, "
+                 f"windows of {cond.get('window_size_aggregator_sweep')}:")  # fmt: skip
+    for r in g.get("connections", []):
+        if "error" in r:
+            lines.append(f"  {r['connections']:>8,} connections  error: {r['error'].splitlines()[0][:120]}")
+            continue
+        lines.append(f"  {r['connections']:>8,} connections  {r['events_per_s']:>9,.0f} events/s  "
+                     f"{r.get('events_per_cpu_s') or 0:>9,.0f} events per CPU s  "
+                     f"({r['aggregator_cpu_us_per_event']:.1f} us/event)  RSS {r['aggregator_rss_peak_mib']:6.1f} MiB  "
+                     f"{r['senders']} sender process(es) using {r['sender_cpu_s']:.1f} CPU s")  # fmt: skip
+    return lines
+
+
+def growth_markdown(g: dict[str, Any]) -> list[str]:
+    """Case g as README tables: shipper per sweep point, logship beside Fluent Bit; aggregator per connections."""
+    out: list[str] = []
+    for key, x_name, x_key in (("files", "files", "files"), ("line_sizes", "line bytes", "line_bytes")):
+        rows = [r for r in g.get(key, []) if "error" not in r]
+        if not rows:
+            continue
+        out += ["", f"| {x_name} | agent | CPU s/GiB | peak RSS MiB | at rest MiB | lines/s | MiB/s |",
+                "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for r in rows:
+            name = {"fluentbit": "Fluent Bit"}.get(r["agent"], r["agent"])
+            out.append(f"| {r[x_key]:,} | {name} | {r['cpu_s_per_gib']:.1f} | {r['rss_peak_mib']:.1f} | "
+                       f"{r['rss_settled_mib']:.1f} | {r['lines_per_s']:,.0f} | {r['mib_per_s']:.1f} |")  # fmt: skip
+    conns = [r for r in g.get("connections", []) if "error" not in r]
+    if conns:
+        out += ["", "| connections | events/s | events per CPU s | CPU us/event | peak RSS MiB | sender processes |",
+                "|---|---|---|---|---|---|"]  # fmt: skip
+        for r in conns:
+            out.append(f"| {r['connections']:,} | {r['events_per_s']:,.0f} | {r.get('events_per_cpu_s') or 0:,.0f} | "
+                       f"{r['aggregator_cpu_us_per_event']:.1f} | {r['aggregator_rss_peak_mib']:.1f} | "
+                       f"{r['senders']} |")  # fmt: skip
+    return out
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -264,6 +322,7 @@ def markdown(results: dict[str, Any]) -> str:
             out.append(f"| {peer['agent']} | {peer['steady_docs_per_s']:,.0f} | "
                        f"{peer['steady_docs_per_s'] / ceil:.0%} | {peer.get('agent_cpu_s')}{extra} | "
                        f"{peer.get('agent_rss_peak_mib')} |")  # fmt: skip
+    out += growth_markdown(results.get("cases", {}).get("g", {}))
     return "\n".join(out)
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from benchmarks import conditions, plots, report
-from benchmarks.cases import a_shipper, b_aggregator, c_pipeline, d_latency, e_outage, f_cluster
+from benchmarks.cases import a_shipper, b_aggregator, c_pipeline, d_latency, e_outage, f_cluster, g_growth
 from benchmarks.cases.common import Context, Peers
 from benchmarks.node import BenchNode, NodeError
 from benchmarks.peers import filebeat, fluentbit, rsyslog
@@ -40,6 +40,8 @@ CASES: dict[str, tuple[str, Callable[[Context], dict[str, Any]], bool]] = {
     "e": ("OpenSearch outage: memory and drain", e_outage.run, True),
     # not in the default set: it starts a 3-node cluster of its own (`--cases f`)
     "f": ("files -> shipper -> 1/2/3 aggregators -> 3-node cluster, and its ceiling", f_cluster.run, False),
+    # not in the default set either (`--cases g`): its full sweep takes longer than the full run's budget
+    "g": ("how cost grows: files, line size, connections", g_growth.run, False),
 }
 
 

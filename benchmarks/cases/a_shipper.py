@@ -27,25 +27,42 @@ from logship.loggen.formats import CRI, DOCKER
 GIB = 2**30
 
 
-def file_set(ctx: Context, files: int, fmt: str = DOCKER) -> FileSet:
-    """The pre-written set for a file count and format, generated once per run."""
-    fs = ctx.file_sets.get((files, fmt))
+def file_set(
+    ctx: Context,
+    files: int,
+    fmt: str = DOCKER,
+    line_bytes: int | None = None,
+    mib: int | None = None,
+    case: str = "a",
+    min_lines: int = 0,
+) -> FileSet:
+    """The pre-written set of `mib` MiB of `line_bytes`-byte lines (the profile's `line_bytes` and
+    `a_mib` by default), at least `min_lines` lines, in `files` files, generated once per run."""
+    line_bytes = line_bytes or ctx.profile.line_bytes
+    mib = mib or ctx.profile.a_mib
+    key = (files, fmt, line_bytes, mib)
+    fs = ctx.file_sets.get(key)
     if fs is None:
-        lines = max(files, ctx.profile.a_mib * 2**20 // ctx.profile.line_bytes)
-        ctx.say("a", f"writing {lines:,} {fmt} lines of {ctx.profile.line_bytes} B into {files} files")
-        fs = prewrite(ctx.dir(f"files-{files}-{fmt}"), files, lines, ctx.profile.line_bytes, fmt=fmt)
-        ctx.file_sets[(files, fmt)] = fs
+        lines = max(files, min_lines, mib * 2**20 // line_bytes)
+        ctx.say(case, f"writing {lines:,} {fmt} lines of {line_bytes:,} B into {files:,} files")
+        name = f"files-{files}-{fmt}" if key[2:] == (ctx.profile.line_bytes, ctx.profile.a_mib) else (
+            f"files-{files}-{fmt}-{line_bytes}b-{mib}m")  # fmt: skip
+        fs = prewrite(ctx.dir(name), files, lines, line_bytes, fmt=fmt)
+        ctx.file_sets[key] = fs
     return fs
 
 
 def measure(
-    ctx: Context, label: str, proc: Measured, sink: Any, fs: FileSet, timeout: float, lines: int
+    ctx: Context, label: str, proc: Measured, sink: Any, fs: FileSet, timeout: float, lines: int, case: str = "a"
 ) -> dict[str, Any]:
     """Wait until the sink has `lines` lines; figures over first -> last event received."""
-    progress = Throttle(ctx, "a")
+    progress = Throttle(ctx, case)
+    # Fluent Bit with thousands of files takes long before its first record (14-16 s for 5,000
+    # small files in a try here, with or without its offsets database; over a minute on a busy core)
+    first_timeout = 60.0 + 0.05 * fs.files
     try:
-        if not sink.wait_events(1, 60):
-            raise RuntimeError(f"{label}: no event reached the blackhole in 60 s\n{proc.log_tail()}")
+        if not sink.wait_events(1, first_timeout):
+            raise RuntimeError(f"{label}: no event reached the blackhole in {first_timeout:.0f} s\n{proc.log_tail()}")
         ok = sink.wait_events(lines, timeout, lambda n: progress(f"{label}: {n:,}/{lines:,} lines"))
         if not ok:
             raise RuntimeError(f"{label}: only {sink.events:,} of {lines:,} lines in {timeout:.0f} s")
@@ -82,47 +99,70 @@ MEDIAN_KEYS = ("lines_per_s", "mib_per_s", "cpu_s_per_gib", "mib_per_cpu_s", "rs
 
 
 def run_one(
-    ctx: Context, fs: FileSet, compression: int | None, agent: str = "logship", repeat: int = 0
+    ctx: Context,
+    fs: FileSet,
+    compression: int | None,
+    agent: str = "logship",
+    repeat: int = 0,
+    case: str = "a",
+    shipper_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One measurement of `agent` reading `fs` (compression None: Fluent Bit, which sends nothing).
-    Each repeat has a directory (registry, data) of its own, so it reads the files from the start."""
-    work = ctx.dir(f"a-{agent}-{fs.files}-{fs.fmt}-z{compression}-{repeat}")
+    Each repeat has a directory (registry, data) of its own, so it reads the files from the start.
+    `shipper_overrides`: keys of logship's `shipper:` section changed for this measurement."""
+    work = ctx.dir(f"{case}-{agent}-{fs.root.name}-z{compression}-{repeat}")
     label = f"{agent} {fs.fmt} files={fs.files} compression={compression}"
+    if case != "a":
+        label += f" lines of {fs.avg_line_bytes:,.0f} B"
     # the peer, far slower, is timed over the first `a_peer_lines` lines only (full mode)
     lines = fs.lines if agent != "filebeat" else min(fs.lines, ctx.profile.a_peer_lines)
-    timeout = max(120.0, lines * ctx.profile.line_bytes / 2**20 * 4)  # 0.25 MiB/s is broken, not slow
+    timeout = max(120.0, lines * fs.avg_line_bytes / 2**20 * 4)  # 0.25 MiB/s is broken, not slow
     if agent == "fluentbit":
+        started = time.time()
         proc, http_port = fluentbit.start(ctx, fs.glob, work, cpu=AGENT_CPU)
-        counter = fluentbit.RecordCounter(http_port)
+        counter = fluentbit.RecordCounter(http_port, started)
         try:
-            result = measure(ctx, label, proc, counter, fs, timeout, lines)
+            result = measure(ctx, label, proc, counter, fs, timeout, lines, case)
         finally:
             counter.stop()
+        # the clock ran from the process start: Fluent Bit read before its metrics first answered
+        result["clock_from_process_start"] = counter.from_start
     else:
         port = free_port()
         sink = start_sink("frames", port, work)
         try:
             if agent == "logship":
-                proc = start_shipper(ctx, fs.glob, port, work, compression or 0, cpu=AGENT_CPU)
+                proc = start_shipper(
+                    ctx, fs.glob, port, work, compression or 0, cpu=AGENT_CPU, overrides=shipper_overrides
+                )
             else:
                 proc = filebeat.start(ctx, fs.glob, f"127.0.0.1:{port}", work, compression or 0, cpu=AGENT_CPU)
-            result = measure(ctx, label, proc, sink, fs, timeout, lines)
+            result = measure(ctx, label, proc, sink, fs, timeout, lines, case)
         finally:
             sink.stop()
-    ctx.say("a", f"{label}: {result['lines_per_s']:,.0f} lines/s, {result['mib_per_s']:.1f} MiB/s, "
+    ctx.say(case, f"{label}: {result['lines_per_s']:,.0f} lines/s, {result['mib_per_s']:.1f} MiB/s, "
             f"{result['cpu_s_per_gib']:.1f} CPU s/GiB, RSS {result['rss_peak_mib']} MiB "
             f"(after {result['rss_settled_mib']} MiB)")  # fmt: skip
     return {"agent": agent, "files": fs.files, "compression_level": compression, **fs.describe(), **result}
 
 
-def run_median(ctx: Context, fs: FileSet, compression: int | None, agent: str = "logship") -> dict[str, Any]:
-    """`a_repeats` runs; each figure of MEDIAN_KEYS is the median over them, every run kept in `runs`."""
+def run_median(
+    ctx: Context,
+    fs: FileSet,
+    compression: int | None,
+    agent: str = "logship",
+    repeats: int | None = None,
+    case: str = "a",
+    shipper_overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """`repeats` runs (`a_repeats` by default); each figure of MEDIAN_KEYS is the median over them,
+    every run kept in `runs`."""
     runs: list[dict[str, Any]] = []
-    for repeat in range(max(1, ctx.profile.a_repeats)):
+    for repeat in range(max(1, ctx.profile.a_repeats if repeats is None else repeats)):
         try:
-            runs.append(run_one(ctx, fs, compression, agent, repeat))
+            runs.append(run_one(ctx, fs, compression, agent, repeat, case, shipper_overrides))
         except RuntimeError as exc:
-            ctx.say("a", f"{agent} failed: {exc}")
+            ctx.say(case, f"{agent} failed: {exc}")
             return {"agent": agent, "files": fs.files, "compression_level": compression, **fs.describe(),
                     "error": str(exc)}  # fmt: skip
     row = dict(sorted(runs, key=lambda r: r["cpu_s_per_gib"])[len(runs) // 2])

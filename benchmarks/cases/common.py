@@ -33,7 +33,8 @@ class Context:
     workdir: Path
     node: BenchNode | None
     peers: Peers
-    file_sets: dict[tuple[int, str], Any] = field(default_factory=dict)  # (files, format) -> FileSet of case a
+    # (files, format, line bytes, MiB) -> a pre-written FileSet (cases a and g)
+    file_sets: dict[tuple[int, str, int, int], Any] = field(default_factory=dict)
     profile_dir: Path | None = None  # run shipper and aggregator under cProfile, profiles here
     t_start: float = field(default_factory=time.monotonic)
 
@@ -124,8 +125,10 @@ def start_shipper(
     compression: int = 0,
     name: str = "shipper",
     cpu: str | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> Measured:
-    cfg = shipper_config(ctx.profile, glob, output_port, workdir, compression)
+    """`overrides`: top-level keys of the `shipper:` section replaced (e.g. `max_open_files`)."""
+    cfg = shipper_config(ctx.profile, glob, output_port, workdir, compression) | (overrides or {})
     return spawn_logship("shipper", cfg, workdir, name, ctx.profile_dir, cpu=cpu)
 
 

@@ -153,10 +153,16 @@ def metrics(http_port: int) -> dict[str, int] | None:
 class RecordCounter:
     """Polls Fluent Bit's metrics every 100 ms, with the interface of the blackhole sinks: `events`
     (records the output handled), `first`/`last` (wall clock of the first and the latest record the
-    input read, so the clock runs over the reading as the shipper's does over the receiving)."""
+    input read, so the clock runs over the reading as the shipper's does over the receiving).
 
-    def __init__(self, http_port: int) -> None:
+    Fluent Bit may read a small set before its HTTP server first answers: then the clock starts at
+    `started` (when the process was started, so its start-up counts against it) and `from_start` is
+    set, rather than at the first answer, which would leave the reading out."""
+
+    def __init__(self, http_port: int, started: float | None = None) -> None:
         self.port = http_port
+        self.started = started
+        self.from_start = False
         self.events = 0
         self.read = 0
         self.first = 0.0
@@ -166,12 +172,17 @@ class RecordCounter:
         self._thread.start()
 
     def _run(self) -> None:
+        answered_empty = False  # an answer with nothing read yet came first
         while not self._stop.is_set():
             m = metrics(self.port)
             now = time.time()
             if m is not None:
-                if m["in"] and not self.first:
-                    self.first = now
+                if not m["in"]:
+                    answered_empty = True
+                elif not self.first:
+                    # records already read at its first answer: the reading began before it
+                    self.from_start = not answered_empty and self.started is not None
+                    self.first = self.started if self.from_start and self.started else now
                 if m["in"] > self.read:
                     self.read, self.last = m["in"], now
                 self.events = m["out"]
