@@ -56,7 +56,7 @@ class Profile:
     # shared settings of the pipeline under test
     shipper_connections: int = 1  # >1: that many connections to the aggregator (output.workers, loadbalance)
     window_size: int = 2048
-    max_pending_windows: int = 2
+    max_pending_windows: int = 4
     bulk_max_docs: int = 5000
     bulk_max_bytes: int = 5 * 1024 * 1024
     bulk_max_delay: float = 1.0

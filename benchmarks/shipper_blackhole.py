@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--files", default="1,100,1000", help="comma-separated file counts")
     p.add_argument("--lines", type=int, default=1_000_000, help="lines per file set")
     p.add_argument("--window-size", type=int, default=2048, help="output.window_size (default as shipped)")
-    p.add_argument("--max-pending-windows", type=int, default=2, help="output.max_pending_windows (default as shipped)")
+    p.add_argument("--max-pending-windows", type=int, default=4, help="output.max_pending_windows (default as shipped)")
     p.add_argument("--read-buffer-bytes", type=int, help="read_buffer_bytes (default: the shipper's default)")
     p.add_argument("--sink", type=int, help=argparse.SUPPRESS)  # internal: run the blackhole on PORT
     args = p.parse_args(argv)

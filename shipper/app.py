@@ -59,7 +59,7 @@ class Shipper:
         except CorruptRegistry as exc:
             log.error("%s; starting without checkpoints", exc)
             self.checkpoints = self.registry_file.load()
-        self.assembler = WindowAssembler(cfg.output.window_size, self.checkpoints)
+        self.assembler = WindowAssembler(cfg.output.window_size, self.checkpoints, cfg.output.window_max_bytes)
         self.tailer = Tailer(
             cfg, self.checkpoints, on_lost=self._lost, on_retire=self.assembler.rekey, on_skip=self.assembler.skip
         )

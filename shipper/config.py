@@ -97,7 +97,11 @@ class OutputConfig(StrictModel, frozen=True):
     # again: how a scaled-up aggregator Deployment gets its share. 0 = connections live until they fail.
     ttl: Annotated[Duration, Meta(ge=0), check(_check_ttl)] = 0.0
     window_size: Annotated[int, Meta(ge=1)] = 2048
-    max_pending_windows: Annotated[int, Meta(ge=1)] = 2
+    # A window is also sealed before its events pass this many bytes (0 = no limit): long lines must not
+    # make windows of tens of MiB that are held until acked and refused by a reader's frame limit.
+    window_max_bytes: Annotated[ByteSize, Meta(ge=0)] = 4 * 1024 * 1024
+    # Windows awaiting their ack: 4 lets an aggregator fill 5,000-event bulks and keep two requests busy.
+    max_pending_windows: Annotated[int, Meta(ge=1)] = 4
     queue_windows: Annotated[int, Meta(ge=1)] = 2  # sealed windows waiting for the sender; readers pause beyond it
     compression_level: Annotated[int, Meta(ge=0, le=9)] = 3
     timeout: Duration = 30.0

@@ -16,9 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate, islice
 
 from logship.backoff import Backoff
 from logship.lumberjack.client import ClientClosed, EncodedWindow
@@ -32,6 +34,7 @@ class Window:
     events: list[bytes] = field(default_factory=list)
     positions: dict[str, Position] = field(default_factory=dict)
     wid: int = -1  # its place in the checkpoints' order, once sealed
+    nbytes: int = 0  # bytes of its events (counted only with a byte limit)
     # Once queued for sending: the window as the output will write it, and how many events it holds.
     # `events` is then emptied, so a window waiting for its ack is kept once (compressed), not twice.
     wire: EncodedWindow | None = None
@@ -39,8 +42,13 @@ class Window:
 
 
 class WindowAssembler:
-    def __init__(self, size: int, checkpoints: Checkpoints) -> None:
+    """Seals a window at `size` events or, with `max_bytes`, once the next event would take its events
+    past that many bytes (a single larger event gets a window of its own): long lines never make a
+    window the output must hold, compress and resend as one huge frame."""
+
+    def __init__(self, size: int, checkpoints: Checkpoints, max_bytes: int = 0) -> None:
         self._size = size
+        self._max_bytes = max_bytes
         self._checkpoints = checkpoints
         self._window = Window()
 
@@ -56,10 +64,21 @@ class WindowAssembler:
         while i < n:
             w = self._window
             j = min(n, i + self._size - len(w.events))
-            w.events.extend(events[i:j] if i or j != n else events)
-            w.positions[key] = Position(path, resumes[j - 1], fp[0], fp[1], real)
+            bytes_full = False
+            if self._max_bytes:
+                ends = list(accumulate(map(len, islice(events, i, j))))
+                fit = bisect_right(ends, self._max_bytes - w.nbytes)
+                if fit < len(ends):
+                    bytes_full = True
+                    fit = fit or (0 if w.events else 1)
+                    j = i + fit
+                if fit:
+                    w.nbytes += ends[fit - 1]
+            if j > i:
+                w.events.extend(events[i:j] if i or j != n else events)
+                w.positions[key] = Position(path, resumes[j - 1], fp[0], fp[1], real)
             i = j
-            if len(w.events) >= self._size:
+            if bytes_full or len(w.events) >= self._size:
                 full.append(self._seal(w))
                 self._window = Window()
         return full

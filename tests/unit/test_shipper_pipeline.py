@@ -148,3 +148,38 @@ async def test_a_queued_window_is_kept_only_as_the_output_encodes_it() -> None:
     assert await sender.drain(2.0)
     assert acked == [50] and cp.entries["f"].offset == 50
     await sender.close()
+
+
+@given(
+    batches=st.lists(st.lists(st.integers(1, 40), min_size=1, max_size=10), min_size=1, max_size=6),
+    size=st.integers(1, 6),
+    max_bytes=st.integers(0, 60),
+)
+def test_windows_are_sealed_at_the_event_count_or_before_the_byte_limit(
+    batches: list[list[int]], size: int, max_bytes: int
+) -> None:
+    """Any batches of events of any sizes: every event once, in order; no window over `size` events nor,
+    unless it holds one event, over `max_bytes`; and a window is sealed only when the next event would
+    not fit (so windows are as full as the limits allow)."""
+    cp = Checkpoints()
+    a = WindowAssembler(size, cp, max_bytes)
+    sent: list[bytes] = []
+    windows = []
+    offset = 0
+    for k, sizes in enumerate(batches):
+        events = [b"%d:" % (offset + i) + b"x" * s for i, s in enumerate(sizes)]
+        sent.extend(events)
+        windows += a.add("f", "/f", (1, "h"), events, [offset + i + 1 for i in range(len(events))])
+        offset += len(events)
+        assert all(w.positions["f"].offset == sent.index(w.events[-1]) + 1 for w in windows if w.events), k
+    rest = a.take()
+    all_windows = windows + ([rest] if rest is not None else [])
+    assert [e for w in all_windows for e in w.events] == sent
+    for w in all_windows:
+        nbytes = sum(map(len, w.events))
+        assert 1 <= len(w.events) <= size
+        assert not max_bytes or nbytes <= max_bytes or len(w.events) == 1
+    for w, after in zip(windows, all_windows[1:], strict=False):
+        nbytes = sum(map(len, w.events))
+        fits_one_more = len(w.events) < size and (not max_bytes or nbytes + len(after.events[0]) <= max_bytes)
+        assert not fits_one_more, "a window was sealed although the next event fitted"
