@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import msgspec
 import orjson
 
-from logship.lumberjack.server import malformed_event
+from logship.lumberjack.server import decode_events
 
 _META_MEMBER = b',"@metadata":{"_id":"'
 _META_LEN = len(_META_MEMBER)
@@ -99,21 +99,4 @@ def decode_window(payloads: list[bytes]) -> tuple[list[dict[str, Any] | Spliced]
 
     A payload that is not a JSON object is kept as text with a flag, never dropped (as the server does).
     """
-    events: list[dict[str, Any] | Spliced] = []
-    append = events.append
-    malformed = 0
-    loads = orjson.loads
-    for payload in payloads:
-        spliced = splice(payload)
-        if spliced is not None:
-            append(spliced)
-            continue
-        try:
-            event = loads(payload)
-        except orjson.JSONDecodeError:
-            event = None
-        if type(event) is not dict:
-            event = malformed_event(payload)
-            malformed += 1
-        append(event)
-    return events, malformed
+    return decode_events(payloads, keep=splice)

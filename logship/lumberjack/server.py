@@ -17,7 +17,7 @@ import logging
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -55,6 +55,7 @@ WindowDecoder = Callable[[list[bytes]], tuple[list[Any], int]]
 
 
 MALFORMED_FLAG = "malformed_json"
+_Kept = TypeVar("_Kept")
 
 
 def malformed_event(payload: bytes) -> dict[str, Any]:
@@ -66,12 +67,33 @@ def decode_event(payload: bytes) -> dict[str, Any]:
     return decode_events([payload])[0][0]
 
 
-def decode_events(payloads: list[bytes]) -> tuple[list[dict[str, Any]], int]:
-    """The window's events, and how many of them were not JSON objects (kept as flagged text)."""
-    events: list[dict[str, Any]] = []
+@overload
+def decode_events(payloads: list[bytes]) -> tuple[list[dict[str, Any]], int]: ...
+
+
+@overload
+def decode_events(
+    payloads: list[bytes], keep: Callable[[bytes], _Kept | None]
+) -> tuple[list[dict[str, Any] | _Kept], int]: ...
+
+
+def decode_events(
+    payloads: list[bytes], keep: Callable[[bytes], _Kept | None] | None = None
+) -> tuple[list[dict[str, Any] | _Kept], int]:
+    """The window's events, and how many of them were not JSON objects (kept as flagged text).
+
+    `keep`: a payload it returns something for is that something instead of a decoded dict (how the
+    aggregator keeps logship shipper events as bytes, aggregator/splice.py).
+    """
+    events: list[dict[str, Any] | _Kept] = []
     malformed = 0
     loads = orjson.loads
     for payload in payloads:
+        if keep is not None:
+            kept = keep(payload)
+            if kept is not None:
+                events.append(kept)
+                continue
         try:
             event = loads(payload)
         except orjson.JSONDecodeError:
