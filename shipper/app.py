@@ -59,12 +59,7 @@ class Shipper:
         except CorruptRegistry as exc:
             log.error("%s; starting without checkpoints", exc)
             self.checkpoints = self.registry_file.load()
-        self.assembler = WindowAssembler(cfg.output.window_size, self.checkpoints, cfg.output.window_max_bytes)
-        self.tailer = Tailer(
-            cfg, self.checkpoints, on_lost=self._lost, on_retire=self.assembler.rekey, on_skip=self.assembler.skip
-        )
         self.client: LumberjackClient | None = None
-        encode = None
         if send is None:
             tls = cfg.output.tls
             self.client = LumberjackClient(
@@ -81,7 +76,16 @@ class Shipper:
                 workers=cfg.output.workers,
                 ttl=cfg.output.ttl,
             )
-            send, encode = self.client.send, self.client.encode
+            send = self.client.send
+        self.assembler = WindowAssembler(
+            cfg.output.window_size,
+            self.checkpoints,
+            cfg.output.window_max_bytes,
+            writer=self.client.new_window if self.client is not None else None,
+        )
+        self.tailer = Tailer(
+            cfg, self.checkpoints, on_lost=self._lost, on_retire=self.assembler.rekey, on_skip=self.assembler.skip
+        )
         self.sender = Sender(
             send,
             self.checkpoints,
@@ -89,7 +93,6 @@ class Shipper:
             cfg.output.queue_windows,
             on_acked=self._count_acked,
             on_sent=self.metrics.events_sent.inc,
-            encode=encode,
         )
         self.metrics.watch_files(self._behind)
         self.kubernetes: MetadataProvider | None = None

@@ -4,7 +4,9 @@
 per file the offset the file reaches once the window is acknowledged, and opens each window in the
 checkpoints the moment it is sealed. A window that was built but never acknowledged therefore holds
 back every later window's checkpoint (they are applied in order), whatever happens to it: a shutdown
-can never move a checkpoint past an event that was not sent.
+can never move a checkpoint past an event that was not sent. Given the output's `WindowWriter`
+factory, it encodes (and compresses) each batch of events as it is added, so a window is never held as
+events and as its encoding, nor as its whole uncompressed body when compressed.
 
 `Sender` owns the output (Filebeat's queue + output, aiokafka's accumulator + sender): readers put
 whole windows into a bounded queue and wait only when it is full; the sender keeps up to
@@ -24,6 +26,7 @@ from itertools import accumulate, islice
 
 from logship.backoff import Backoff
 from logship.lumberjack.client import ClientClosed, EncodedWindow
+from logship.lumberjack.codec import WindowWriter
 from shipper.registry import Checkpoints, Position
 
 log = logging.getLogger("logship.shipper.pipeline")
@@ -31,14 +34,16 @@ log = logging.getLogger("logship.shipper.pipeline")
 
 @dataclass(slots=True)
 class Window:
+    # Its events: in `writer`, already encoded, when the assembler has the output's writer; in `events`
+    # otherwise (a custom send function takes them as they are).
     events: list[bytes] = field(default_factory=list)
+    writer: WindowWriter | None = None
+    count: int = 0
     positions: dict[str, Position] = field(default_factory=dict)
     wid: int = -1  # its place in the checkpoints' order, once sealed
     nbytes: int = 0  # bytes of its events (counted only with a byte limit)
-    # Once queued for sending: the window as the output will write it, and how many events it holds.
-    # `events` is then emptied, so a window waiting for its ack is kept once (compressed), not twice.
+    # Once queued for sending: the window as the output will write it (`writer` finished).
     wire: EncodedWindow | None = None
-    count: int = 0
 
 
 class WindowAssembler:
@@ -46,14 +51,24 @@ class WindowAssembler:
     past that many bytes (a single larger event gets a window of its own): long lines never make a
     window the output must hold, compress and resend as one huge frame."""
 
-    def __init__(self, size: int, checkpoints: Checkpoints, max_bytes: int = 0) -> None:
+    def __init__(
+        self,
+        size: int,
+        checkpoints: Checkpoints,
+        max_bytes: int = 0,
+        writer: Callable[[], WindowWriter] | None = None,
+    ) -> None:
         self._size = size
         self._max_bytes = max_bytes
         self._checkpoints = checkpoints
-        self._window = Window()
+        self._writer = writer
+        self._window = self._new()
 
     def __len__(self) -> int:
-        return len(self._window.events)
+        return self._window.count
+
+    def _new(self) -> Window:
+        return Window(writer=self._writer()) if self._writer is not None else Window()
 
     def add(
         self, key: str, path: str, fp: tuple[int, str], events: list[bytes], resumes: list[int], real: str = ""
@@ -63,24 +78,29 @@ class WindowAssembler:
         i, n = 0, len(events)
         while i < n:
             w = self._window
-            j = min(n, i + self._size - len(w.events))
+            j = min(n, i + self._size - w.count)
             bytes_full = False
             if self._max_bytes:
                 ends = list(accumulate(map(len, islice(events, i, j))))
                 fit = bisect_right(ends, self._max_bytes - w.nbytes)
                 if fit < len(ends):
                     bytes_full = True
-                    fit = fit or (0 if w.events else 1)
+                    fit = fit or (0 if w.count else 1)
                     j = i + fit
                 if fit:
                     w.nbytes += ends[fit - 1]
             if j > i:
-                w.events.extend(events[i:j] if i or j != n else events)
+                part = events[i:j] if i or j != n else events
+                if w.writer is not None:
+                    w.writer.add(part)
+                else:
+                    w.events.extend(part)
+                w.count += j - i
                 w.positions[key] = Position(path, resumes[j - 1], fp[0], fp[1], real)
             i = j
-            if bytes_full or len(w.events) >= self._size:
+            if bytes_full or w.count >= self._size:
                 full.append(self._seal(w))
-                self._window = Window()
+                self._window = self._new()
         return full
 
     def skip(self, key: str, pos: Position) -> None:
@@ -91,9 +111,9 @@ class WindowAssembler:
     def take(self) -> Window | None:
         """The partly filled window, sealed, if any (sent when the files have nothing more to read now)."""
         w = self._window
-        if not w.events and not w.positions:
+        if not w.count and not w.positions:
             return None
-        self._window = Window()
+        self._window = self._new()
         return self._seal(w)
 
     def rekey(self, old: str, new: str) -> None:
@@ -107,7 +127,6 @@ class WindowAssembler:
 
 
 SendFn = Callable[[Sequence[bytes] | EncodedWindow], Awaitable[None]]
-EncodeFn = Callable[[Sequence[bytes]], EncodedWindow]
 
 
 class Sender:
@@ -119,10 +138,8 @@ class Sender:
         max_queued_windows: int,
         on_acked: Callable[[int], None] = lambda n: None,
         on_sent: Callable[[int], None] = lambda n: None,
-        encode: EncodeFn | None = None,
     ) -> None:
         self._send = send
-        self._encode = encode
         self._checkpoints = checkpoints
         self._slots = asyncio.Semaphore(max_pending_windows)
         self._max_queued = max(1, max_queued_windows)
@@ -148,10 +165,9 @@ class Sender:
 
     async def put(self, window: Window, force: bool = False) -> None:
         """Queue a sealed window; waits while the queue is full (`force`: at shutdown, never waits)."""
-        window.count = len(window.events)
-        if self._encode is not None and window.events:
-            window.wire = self._encode(window.events)
-            window.events = []
+        if window.writer is not None:
+            window.wire = EncodedWindow(window.writer.finish(), window.count)
+            window.writer = None
         while not force and len(self._queue) >= self._max_queued:
             self._space.clear()
             await self._space.wait()

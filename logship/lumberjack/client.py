@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from logship.backoff import Backoff
-from logship.lumberjack.codec import ProtocolError, encode_window
+from logship.lumberjack.codec import ProtocolError, WindowWriter, encode_window
 from logship.lumberjack.endpoints import Endpoint, Lookup, Resolver, Rotation, expand, getaddrinfo_lookup
 from logship.lumberjack.session import WriterSession
 
@@ -163,6 +163,10 @@ class LumberjackClient:
     def encode(self, events: Sequence[bytes]) -> EncodedWindow:
         """`events` as this client writes them, for a caller that keeps the window only this way until its ack."""
         return EncodedWindow(encode_window(events, self.compression_level), len(events))
+
+    def new_window(self) -> WindowWriter:
+        """An empty window to fill batch by batch; `EncodedWindow(writer.finish(), writer.count)` is sent as is."""
+        return WindowWriter(self.compression_level)
 
     async def send(self, events: Sequence[bytes] | EncodedWindow) -> None:
         """Send one window (each item one JSON-encoded event, or `encode`'s result); return once it is acked.

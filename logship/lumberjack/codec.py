@@ -264,26 +264,53 @@ def isal_level(compression_level: int) -> int:
     return 1 if compression_level <= 3 else 2 if compression_level <= 6 else 3
 
 
+class WindowWriter:
+    """One window built as its events arrive: each `add` turns payloads into ``2J`` frames (seq continuing
+    from the previous call) and, when compressing, feeds them to the deflater at once. A writer that is
+    filled batch by batch therefore never holds the window both as events and as its encoding, nor its
+    whole uncompressed body when it compresses."""
+
+    __slots__ = ("_deflater", "_parts", "count")
+
+    def __init__(self, compression_level: int = 0) -> None:
+        self._deflater = isal_zlib.compressobj(isal_level(compression_level)) if compression_level > 0 else None
+        self._parts: list[bytes] = []
+        self.count = 0
+
+    def add(self, payloads: Sequence[bytes]) -> None:
+        if self.count + len(payloads) > MAX_U32:
+            raise ValueError("too many events for one window")
+        header = _DATA_HEADER.pack
+        frames: list[bytes] = []
+        append = frames.append
+        seq = self.count
+        for payload in payloads:
+            seq += 1
+            append(header(b"2J", seq, len(payload)))
+            append(payload)
+        self.count = seq
+        chunk = b"".join(frames)
+        if self._deflater is not None:
+            chunk = self._deflater.compress(chunk)
+        if chunk:
+            self._parts.append(chunk)
+
+    def finish(self) -> bytes:
+        """The window's bytes: ``2W`` then the J frames, inside one ``2C`` frame when compressing."""
+        window = _WINDOW.pack(b"2W", self.count)
+        if self._deflater is None:
+            return b"".join((window, *self._parts))
+        self._parts.append(self._deflater.flush())
+        compressed = sum(map(len, self._parts))
+        return b"".join((window, _WINDOW.pack(b"2C", compressed), *self._parts))
+
+
 def encode_window(payloads: Sequence[bytes], compression_level: int = 0) -> bytes:
     """One window: ``2W`` then one ``2J`` per payload (seq 1..n), the J frames inside one ``2C`` frame
     when `compression_level` > 0 (the layout Filebeat and go-lumber use)."""
-    count = len(payloads)
-    if count > MAX_U32:
-        raise ValueError("too many events for one window")
-    header = _DATA_HEADER.pack
-    parts: list[bytes] = []
-    append = parts.append
-    seq = 0
-    for payload in payloads:
-        seq += 1
-        append(header(b"2J", seq, len(payload)))
-        append(payload)
-    body = b"".join(parts)
-    window = _WINDOW.pack(b"2W", count)
-    if compression_level <= 0:
-        return window + body
-    compressed = isal_zlib.compress(body, isal_level(compression_level))
-    return b"".join((window, _WINDOW.pack(b"2C", len(compressed)), compressed))
+    writer = WindowWriter(compression_level)
+    writer.add(payloads)
+    return writer.finish()
 
 
 def encode_ack(seq: int) -> bytes:

@@ -19,6 +19,7 @@ from logship.lumberjack.codec import (
     Frame,
     ProtocolError,
     WindowFrame,
+    WindowWriter,
     encode_ack,
     encode_window,
     isal_level,
@@ -232,6 +233,30 @@ def test_round_trip_at_arbitrary_split_points(windows: list[list[bytes]], level:
 
 
 @settings(max_examples=100, deadline=None)
+@given(
+    payloads=st.lists(st.binary(max_size=200), max_size=40),
+    level=st.sampled_from([0, 1, 3, 9]),
+    cuts=st.lists(st.integers(min_value=0, max_value=40), max_size=6),
+)
+def test_a_window_written_batch_by_batch_is_the_window_of_all_its_events(
+    payloads: list[bytes], level: int, cuts: list[int]
+) -> None:
+    """Seq numbers continue across `add` calls and the deflater sees one stream: whatever the batches,
+    the reader gets one window of every payload in order, and uncompressed bytes are exactly
+    `encode_window`'s."""
+    writer = WindowWriter(level)
+    bounds = [0, *sorted(c for c in cuts if c <= len(payloads)), len(payloads)]
+    for a, b in itertools.pairwise(bounds):
+        writer.add(payloads[a:b])
+    assert writer.count == len(payloads)
+    wire = writer.finish()
+    assert decode_all(wire) == expected_frames([payloads])
+    if level == 0:
+        assert wire == encode_window(payloads)
+    else:
+        assert wire[6:8] == b"2C"  # the window frame stays outside, as in one-shot encoding
+
+
 @given(seqs=st.lists(st.integers(min_value=0, max_value=2**32 - 1), max_size=10), cuts=st.lists(st.integers()))
 def test_ack_round_trip_at_arbitrary_split_points(seqs: list[int], cuts: list[int]) -> None:
     wire = b"".join(encode_ack(s) for s in seqs)

@@ -123,7 +123,8 @@ def test_checkpoint_never_passes_an_unacknowledged_event(sizes: list[int], windo
 
 
 async def test_a_queued_window_is_kept_only_as_the_output_encodes_it() -> None:
-    """With the client's encoder, a window waiting to be sent or acked no longer holds its events."""
+    """With the client's window writer, events are encoded as they are added: a window being assembled,
+    waiting to be sent or waiting for its ack never holds them as a list as well."""
     client = LumberjackClient(["127.0.0.1:1"], compression_level=3)
     sent: list[Sequence[bytes] | EncodedWindow] = []
     gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -134,13 +135,17 @@ async def test_a_queued_window_is_kept_only_as_the_output_encodes_it() -> None:
         await gate
 
     cp = Checkpoints()
-    sender = Sender(send, cp, 1, 1, on_acked=acked.append, encode=client.encode)
+    sender = Sender(send, cp, 1, 1, on_acked=acked.append)
     sender.start()
     events = [b'{"message":"line %d"}' % i for i in range(50)]
-    [window] = WindowAssembler(50, cp).add("f", "/f", (1, "h"), events, list(range(1, 51)))
+    assembler = WindowAssembler(50, cp, writer=client.new_window)
+    assert assembler.add("f", "/f", (1, "h"), events[:20], list(range(1, 21))) == []
+    assert len(assembler) == 20
+    [window] = assembler.add("f", "/f", (1, "h"), events[20:], list(range(21, 51)))
+    assert window.events == [] and window.count == 50 and window.writer is not None
     await sender.put(window)
     await asyncio.sleep(0.01)
-    assert window.events == [] and window.count == 50
+    assert window.writer is None
     [wire] = sent
     assert isinstance(wire, EncodedWindow) and wire.size == 50
     assert [f.payload for f in Decoder().feed(wire.frame) if isinstance(f, DataFrame)] == events
