@@ -129,16 +129,18 @@ def steady_rate(timeline: Iterable[tuple[float, int]], total: int) -> float:
 class LatencyPoller:
     """Notes when each probe sequence number first becomes searchable."""
 
-    def __init__(self, url: str, token: str, index_pattern: str = "logstash-logs-*") -> None:
+    def __init__(self, url: str, token: str, index_pattern: str = "logstash-logs-*", field: str = "message") -> None:
         self.url = url
         self.token = token
         self.pattern = index_pattern
+        self.field = field  # the document field that holds the line
         self.seen: dict[int, float] = {}
 
     async def poll(self, stop: asyncio.Event, interval: float = 0.1) -> None:
-        query = orjson.dumps({"size": 10000, "_source": ["message"], "query": {"match": {"message": self.token}}})
+        f = self.field
+        query = orjson.dumps({"size": 10000, "_source": [f], "query": {"match": {f: self.token}}})
         endpoint = (
-            f"{self.url}/{self.pattern}/_search?filter_path=hits.hits._source.message"
+            f"{self.url}/{self.pattern}/_search?filter_path=hits.hits._source.{f}"
             "&ignore_unavailable=true&allow_no_indices=true"
         )
         headers = {"Content-Type": "application/json"}
@@ -151,7 +153,7 @@ class LatencyPoller:
                     payload = {}
                 now = time.time()
                 for hit in payload.get("hits", {}).get("hits", []):
-                    seq = _probe_seq(hit.get("_source", {}).get("message", ""))
+                    seq = _probe_seq(hit.get("_source", {}).get(f, ""))
                     if seq is not None and seq not in self.seen:
                         self.seen[seq] = now
                 try:

@@ -143,12 +143,14 @@ def plot_c_fair(results: dict[str, Any], case: dict[str, Any], out: Path) -> Pat
 
 def plot_d(results: dict[str, Any], case: dict[str, Any], out: Path) -> Path:
     fig, ax = _new("d. latency: line written -> searchable")
-    for row in case["rows"]:
+    for row in case["rows"] + case.get("peer_rows", []):
         lat = row["latencies"]
         if not lat:
             continue
         ys = [(i + 1) / len(lat) for i in range(len(lat))]
-        ax.plot(lat, ys, label=f"{row['rate_lines_per_s']:,} lines/s: p50 {row['latency_s']['p50']:.2f} s, "
+        agent = row.get("agent", "logship")
+        ax.plot(lat, ys, linestyle="-" if agent == "logship" else ":",
+                label=f"{agent} {row['rate_lines_per_s']:,} lines/s: p50 {row['latency_s']['p50']:.2f} s, "
                 f"p99 {row['latency_s']['p99']:.2f} s")  # fmt: skip
     ax.axvline(1.5, color="red", linestyle="--", linewidth=1, label="target p99 <= 1.5 s")
     ax.set_xlabel("seconds")

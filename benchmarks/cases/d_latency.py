@@ -4,6 +4,9 @@
 marked line 10 times a second into its own container log and notes the time; a poller searches
 for the probe token every 100 ms and notes when each line first appears. Latency includes the
 aggregator's bulk delay and OpenSearch's 1 s refresh, as a user searching for the line sees it.
+
+Fluent Bit, where built, runs the same load and probes into its own index (`opensearch` output, flush
+= the aggregator's bulk delay): the latency this node allows a shipper written in C, in the same run.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Any
 
 from benchmarks.cases.common import Context, mib, shipping_settings, start_aggregator, start_shipper
 from benchmarks.loader import LatencyPoller, percentiles
+from benchmarks.peers import fluentbit
+from benchmarks.procs import Measured
 from benchmarks.workload import ProbeWriter, start_live_load
 
 PATTERN = "logstash-logs-*"
@@ -36,29 +41,36 @@ async def _probe(ctx: Context, writer: ProbeWriter, poller: LatencyPoller, secon
     await poll
 
 
-def run_rate(ctx: Context, rate: int) -> dict[str, Any]:
+def run_rate(ctx: Context, rate: int, agent: str = "logship") -> dict[str, Any]:
     p = ctx.profile
     node = ctx.node
     assert node is not None
-    work = ctx.dir(f"d-{rate}")
+    work = ctx.dir(f"d-{agent}-{rate}")
     root = work / "node"
-    node.delete(PATTERN)
+    glob = str(root / "var/log/containers/*.log")
+    pattern = PATTERN if agent == "logship" else fluentbit.INDEX
+    node.delete(pattern)
     writer = ProbeWriter(root)
-    agg, port = start_aggregator(ctx, node.url, work)
-    shipper = load = None
+    shipper = agg = load = None
     try:
-        shipper = start_shipper(ctx, str(root / "var/log/containers/*.log"), port, work)
+        if agent == "logship":
+            agg, port = start_aggregator(ctx, node.url, work)
+            shipper = start_shipper(ctx, glob, port, work)
+        else:
+            shipper, _ = fluentbit.start(ctx, glob, work, opensearch_url=node.url, flush=p.bulk_max_delay)
+        measured = [m for m in (shipper, agg) if m is not None]
         load = start_live_load(root, rate, p.d_seconds + WARMUP, p.d_files, p.line_bytes, work)
         time.sleep(WARMUP)
-        ctx.say("d", f"{rate:,} lines/s: probing for {p.d_seconds:.0f} s")
-        shipper.mark_cpu("start")
-        agg.mark_cpu("start")
-        poller = LatencyPoller(node.url, writer.token, PATTERN)
+        ctx.say("d", f"{agent} {rate:,} lines/s: probing for {p.d_seconds:.0f} s")
+        for m in measured:
+            m.mark_cpu("start")
+        # Fluent Bit's docker/cri parsers keep the line in `log`
+        poller = LatencyPoller(node.url, writer.token, pattern, field="message" if agent == "logship" else "log")
         t0 = time.monotonic()
         asyncio.run(_probe(ctx, writer, poller, p.d_seconds))
         wall = time.monotonic() - t0
-        shipper.mark_cpu("end")
-        agg.mark_cpu("end")
+        for m in measured:
+            m.mark_cpu("end")
         load.popen.wait(60)
     finally:
         writer.close()
@@ -70,6 +82,7 @@ def run_rate(ctx: Context, rate: int) -> dict[str, Any]:
     stats = percentiles(latencies)
     written = writer.seq
     result = {
+        "agent": agent,
         "rate_lines_per_s": rate,
         # what the generator really wrote (it may fall behind its rate on a busy machine)
         "load_lines_written": int(manifest["events"]),
@@ -77,16 +90,23 @@ def run_rate(ctx: Context, rate: int) -> dict[str, Any]:
         "probes": written,
         "probes_seen": len(latencies),
         "latency_s": {k: round(v, 3) for k, v in stats.items()},
-        "shipper_cpu_utilisation": shipper.cpu_between("start", "end") / wall,
-        "aggregator_cpu_utilisation": agg.cpu_between("start", "end") / wall,
-        "shipper_rss_peak_mib": mib(shipper.peak_rss()),
-        "aggregator_rss_peak_mib": mib(agg.peak_rss()),
+        **_usage("shipper", shipper, wall),
+        **_usage("aggregator", agg, wall),
         "latencies": [round(x, 3) for x in sorted(latencies)],
     }
-    ctx.say("d", f"{rate:,} lines/s: p50 {stats.get('p50', 0):.2f} s, p99 {stats.get('p99', 0):.2f} s "
+    ctx.say("d", f"{agent} {rate:,} lines/s: p50 {stats.get('p50', 0):.2f} s, p99 {stats.get('p99', 0):.2f} s "
             f"({len(latencies)}/{written} probes seen)")  # fmt: skip
-    node.delete(PATTERN)
+    node.delete(pattern)
     return result
+
+
+def _usage(role: str, proc: Measured | None, wall: float) -> dict[str, Any]:
+    if proc is None:
+        return {}
+    return {
+        f"{role}_cpu_utilisation": proc.cpu_between("start", "end") / wall,
+        f"{role}_rss_peak_mib": mib(proc.peak_rss()),
+    }
 
 
 def run(ctx: Context) -> dict[str, Any]:
@@ -104,4 +124,8 @@ def run(ctx: Context) -> dict[str, Any]:
             **shipping_settings(p),
         },
         "rows": [run_rate(ctx, rate) for rate in p.d_rates],
+        "peer_rows": [run_rate(ctx, rate, "fluentbit") for rate in p.d_rates] if ctx.peers.fluentbit else [],
+        "peers": {
+            "fluentbit": ctx.peers.fluentbit_version or f"not measured: {ctx.peers.fluentbit_reason}",
+        },
     }

@@ -81,7 +81,7 @@ def test_smoke_run_writes_results_and_plots(tmp_path: Path) -> None:
             assert peer["docs_indexed"] + peer["docs_missing"] == peer["docs"]
             assert _positive(peer["steady_docs_per_s"])
 
-    for row in cases["d"]["rows"]:
+    for row in cases["d"]["rows"] + cases["d"]["peer_rows"]:  # peer_rows: Fluent Bit, where it is built
         assert row["probes_seen"] == row["probes"] > 0
         assert _positive(row["latency_s"]["p50"]) and _positive(row["latency_s"]["p99"])
 
