@@ -19,12 +19,21 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 LOGSHIP, FILEBEAT, RSYSLOG, CEILING, FLUENTBIT = "#1f77b4", "#ff7f0e", "#2ca02c", "#7f7f7f", "#9467bd"
-AGENT_COLORS = {"logship": LOGSHIP, "filebeat": FILEBEAT, "rsyslog": RSYSLOG, "fluentbit": FLUENTBIT}
+FILEBEAT9 = "#d62728"
+AGENT_COLORS = {
+    "logship": LOGSHIP,
+    "filebeat": FILEBEAT,
+    "filebeat9": FILEBEAT9,
+    "rsyslog": RSYSLOG,
+    "fluentbit": FLUENTBIT,
+}
 
 
 def _footer(fig: Figure, results: dict[str, Any], case: dict[str, Any]) -> None:
     m, v = results["machine"], results["versions"]
-    peers = ", ".join(str(val) for k, val in v.items() if k in ("filebeat", "fluentbit", "rsyslog") and val)
+    peers = ", ".join(
+        str(val) for k, val in v.items() if k in ("filebeat", "filebeat9", "fluentbit", "rsyslog") and val
+    )
     cond = ", ".join(f"{k}={val}" for k, val in case.get("conditions", {}).items() if not isinstance(val, dict))
     text = (
         f"{results['mode']} run {results['started_at'][:16]}Z | {m['cpu_count']} CPUs ({m['cpu_model']}), "
@@ -107,8 +116,8 @@ def plot_c(results: dict[str, Any], case: dict[str, Any], out: Path, variant: st
         t = [x for x, _ in row["timeline"]]
         n = [y for _, y in row["timeline"]]
         name = row.get("agent", "logship")
-        if name == "filebeat":
-            name = "filebeat -> aggregator"
+        if name in ("filebeat", "filebeat9"):
+            name = f"{name} -> aggregator"
         elif "shipper_connections" in row:
             name = f"logship, {row['shipper_connections']} connections"
         ax.plot(t, n, color=color, label=name)

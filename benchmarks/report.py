@@ -149,11 +149,11 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
                 f"  on CPU {r.get('cpu_utilisation', 0):4.0%}, waiting for one {r.get('runqueue_wait_share', 0):4.0%}"
             )
         for peer in a.get("peers", []):
-            if peer.get("agent") != "filebeat":
+            if peer.get("agent") not in ("filebeat", "filebeat9"):
                 continue
             mine = _row(a["rows"], files=peer.get("files"), compression_level=peer.get("compression_level"))
             if mine and "error" not in peer:
-                lines.append(f"  logship/filebeat (files={peer['files']}, z={peer['compression_level']}): "
+                lines.append(f"  logship/{peer['agent']} (files={peer['files']}, z={peer['compression_level']}): "
                              f"{mine['lines_per_s'] / peer['lines_per_s']:.2f}x lines/s")  # fmt: skip
     b_case = cases.get("b", {})
     for key, what in (("result", "blackhole sink"), ("http", "_bulk over HTTP to a blackhole OpenSearch")):

@@ -103,13 +103,18 @@ def with_overrides(profile: Profile, pairs: list[str]) -> Profile:
 def find_peers(mode: str, ctx_say: Callable[[str], None]) -> Peers:
     peers = Peers()
     if mode == "none":
-        peers.filebeat_reason = peers.rsyslog_reason = peers.fluentbit_reason = "peers disabled (--peers none)"
+        peers.filebeat_reason = peers.filebeat9_reason = "peers disabled (--peers none)"
+        peers.rsyslog_reason = peers.fluentbit_reason = "peers disabled (--peers none)"
         return peers
     peers.filebeat, peers.filebeat_version, peers.filebeat_reason = filebeat.locate(build=mode == "build")
+    peers.filebeat9, peers.filebeat9_version, peers.filebeat9_reason = filebeat.locate(
+        build=mode == "build", version=filebeat.VERSION9
+    )
     peers.rsyslogd, peers.rsyslog_version, peers.rsyslog_reason = rsyslog.locate()
     peers.fluentbit, peers.fluentbit_version, peers.fluentbit_reason = fluentbit.locate(build=mode == "build")
     for name, ok, why in (
         ("filebeat", peers.filebeat, peers.filebeat_reason),
+        ("filebeat 9", peers.filebeat9, peers.filebeat9_reason),
         ("fluent-bit", peers.fluentbit, peers.fluentbit_reason),
         ("rsyslog", peers.rsyslogd, peers.rsyslog_reason),
     ):
@@ -153,12 +158,14 @@ def main(argv: list[str] | None = None) -> int:
         "note": args.note,
         "peers": {
             "filebeat": peers.filebeat_version or f"not measured: {peers.filebeat_reason}",
+            "filebeat9": peers.filebeat9_version or f"not measured: {peers.filebeat9_reason}",
             "rsyslog": peers.rsyslog_version or f"not measured: {peers.rsyslog_reason}",
             "fluentbit": peers.fluentbit_version or f"not measured: {peers.fluentbit_reason}",
         },
         "cases": {},
     }
     results["versions"]["filebeat"] = peers.filebeat_version
+    results["versions"]["filebeat9"] = peers.filebeat9_version
     results["versions"]["rsyslog"] = peers.rsyslog_version
     results["versions"]["fluentbit"] = peers.fluentbit_version
     failed = False

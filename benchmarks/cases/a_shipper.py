@@ -115,7 +115,7 @@ def run_one(
     if case != "a":
         label += f" lines of {fs.avg_line_bytes:,.0f} B"
     # the peer, far slower, is timed over the first `a_peer_lines` lines only (full mode)
-    lines = fs.lines if agent != "filebeat" else min(fs.lines, ctx.profile.a_peer_lines)
+    lines = fs.lines if agent not in filebeat.AGENTS else min(fs.lines, ctx.profile.a_peer_lines)
     timeout = max(120.0, lines * fs.avg_line_bytes / 2**20 * 4)  # 0.25 MiB/s is broken, not slow
     if agent == "fluentbit":
         started = time.time()
@@ -136,7 +136,8 @@ def run_one(
                     ctx, fs.glob, port, work, compression or 0, cpu=AGENT_CPU, overrides=shipper_overrides
                 )
             else:
-                proc = filebeat.start(ctx, fs.glob, f"127.0.0.1:{port}", work, compression or 0, cpu=AGENT_CPU)
+                host = f"127.0.0.1:{port}"
+                proc = filebeat.start(ctx, fs.glob, host, work, compression or 0, cpu=AGENT_CPU, agent=agent)
             result = measure(ctx, label, proc, sink, fs, timeout, lines, case)
         finally:
             sink.stop()
@@ -186,9 +187,10 @@ def run(ctx: Context) -> dict[str, Any]:
             rows.append(run_median(ctx, fs, level))
         if ctx.peers.fluentbit:
             peer_rows.append(run_median(ctx, fs, None, agent="fluentbit"))
-        if ctx.peers.filebeat and fmt == DOCKER:
-            for level in p.a_compression:
-                peer_rows.append(run_median(ctx, fs, level, agent="filebeat"))
+        for agent, binary in (("filebeat", ctx.peers.filebeat), ("filebeat9", ctx.peers.filebeat9)):
+            if binary and fmt == DOCKER:
+                for level in p.a_compression:
+                    peer_rows.append(run_median(ctx, fs, level, agent=agent))
     return {
         "title": "shipper -> blackhole protocol server",
         "conditions": {
@@ -202,6 +204,9 @@ def run(ctx: Context) -> dict[str, Any]:
             "filebeat": "max_procs 1, container input, Logstash output"
             if ctx.peers.filebeat
             else ctx.peers.filebeat_reason,
+            "filebeat9": "max_procs 1, filestream input with the container parser, Logstash output"
+            if ctx.peers.filebeat9
+            else ctx.peers.filebeat9_reason,
             "fluentbit": "tail (multiline.parser docker, cri; DB) -> null, Flush 1 s; clock over its input's records"
             if ctx.peers.fluentbit
             else ctx.peers.fluentbit_reason,

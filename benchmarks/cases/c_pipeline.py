@@ -101,7 +101,7 @@ def pipeline(ctx: Context, node: BenchNode, fs: FileSet, agent: str, tag: str = 
         if agent == "logship":
             agent_proc = start_shipper(ctx, fs.glob, port, work)
         else:
-            agent_proc = filebeat.start(ctx, fs.glob, f"127.0.0.1:{port}", work, 0)
+            agent_proc = filebeat.start(ctx, fs.glob, f"127.0.0.1:{port}", work, 0, agent=agent)
         try:
             timeline, seconds, n = watch_count(
                 ctx, node, PATTERN, fs.lines, [agg, agent_proc], f"{agent} -> aggregator"
@@ -281,12 +281,13 @@ def compare(
     ratio = logship_row["steady_docs_per_s"] / ceil["steady_docs_per_s"] if ceil["steady_docs_per_s"] else 0.0
     ctx.say("c", f"{label}: ceiling {ceil['steady_docs_per_s']:,.0f} docs/s; logship/ceiling = {ratio:.0%}")
     peers: list[dict[str, Any]] = []
-    if ctx.peers.filebeat:
-        try:
-            peers.append(pipeline(ctx, node, fs, "filebeat", tag=tag))
-        except RuntimeError as exc:
-            peers.append({"agent": "filebeat", "error": str(exc)})
-        node.delete(PATTERN)
+    for agent, binary in (("filebeat", ctx.peers.filebeat), ("filebeat9", ctx.peers.filebeat9)):
+        if binary:
+            try:
+                peers.append(pipeline(ctx, node, fs, agent, tag=tag))
+            except RuntimeError as exc:
+                peers.append({"agent": agent, "error": str(exc)})
+            node.delete(PATTERN)
     if ctx.peers.fluentbit:
         try:
             peers.append(fluentbit_pipeline(ctx, node, fs, tag=tag))

@@ -19,6 +19,9 @@ class Peers:
     filebeat: str | None = None  # binary path, or None with the reason below
     filebeat_version: str | None = None
     filebeat_reason: str = ""
+    filebeat9: str | None = None  # Filebeat 9.x beside 7.17
+    filebeat9_version: str | None = None
+    filebeat9_reason: str = ""
     rsyslogd: str | None = None
     rsyslog_version: str | None = None
     rsyslog_reason: str = ""
