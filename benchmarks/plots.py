@@ -177,6 +177,12 @@ def plot_e(results: dict[str, Any], case: dict[str, Any], out: Path) -> Path:
         ("aggregator_rss_series", "aggregator", RSYSLOG),
     ):
         ax.plot([t for t, _ in r[key]], [m for _, m in r[key]], label=f"{name} RSS", color=color)
+    for pe in case.get("peers", []):
+        if "shipper_rss_series" in pe:
+            series = pe["shipper_rss_series"]
+            label = f"{pe['agent']} RSS (its own run; drained {pe['drain_s']} s after)"
+            color = AGENT_COLORS.get(pe["agent"], CEILING)
+            ax.plot([t for t, _ in series], [m for _, m in series], color=color, linestyle="--", label=label)
     ax.axvspan(r["pause_at_s"], r["resume_at_s"], color="red", alpha=0.1, label="OpenSearch paused")
     ax.axvspan(r["resume_at_s"], r["resume_at_s"] + r["drain_s"], color="orange", alpha=0.1, label="draining")
     ax.axhline(64, color=LOGSHIP, linestyle=":", linewidth=1, label="shipper target 64 MiB")

@@ -224,6 +224,13 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         lines.append(f"e. {e['outage_s']:.0f} s outage at {e['rate_lines_per_s']:,} lines/s: RSS shipper "
                      f"{e['shipper_rss_peak_outage_mib']} MiB, aggregator {e['aggregator_rss_peak_outage_mib']} MiB; "
                      f"drained in {e['drain_s']} s ({e['docs_indexed']:,}/{e['lines_written']:,} docs)")  # fmt: skip
+    for pe in cases.get("e", {}).get("peers", []):
+        if "error" in pe:
+            lines.append(f"e. {pe['agent']}: {pe['error'][:200]}")
+        else:
+            lines.append(f"e. {pe['agent']}: RSS {pe['shipper_rss_peak_outage_mib']} MiB during the outage; "
+                         f"drained in {pe['drain_s']} s "
+                         f"({pe['docs_indexed']:,}/{pe['lines_written']:,} docs)")  # fmt: skip
     lines += growth_lines(cases.get("g", {}))
     for name, case in cases.items():
         if "error" in case:

@@ -112,6 +112,7 @@ def start(
     opensearch_url: str | None = None,
     cpu: str | None = None,
     flush: float = 1.0,
+    mem_buf_limit: str | None = None,
 ) -> tuple[Measured, int]:
     """Fluent Bit reading `glob` into `null`, or into OpenSearch at `opensearch_url`; (process, HTTP port).
 
@@ -126,6 +127,8 @@ def start(
     work.mkdir(parents=True, exist_ok=True)
     http_port = free_port()
     text = SERVICE.format(flush=flush, http_port=http_port, glob=glob, work=work)
+    if mem_buf_limit:  # the tail input pauses once this much is buffered (the Helm chart sets 5MB)
+        text += f"    Mem_Buf_Limit     {mem_buf_limit}\n"
     if opensearch_url is None:
         text += NULL_OUTPUT
     else:
