@@ -87,6 +87,9 @@ def test_smoke_run_writes_results_and_plots(tmp_path: Path) -> None:
 
     e = cases["e"]["result"]
     assert e["drained"] and e["docs_indexed"] == e["lines_written"] > 0
+    for peer in cases["e"]["peers"]:  # Fluent Bit, where it is built, through the same outage
+        assert "error" not in peer, peer
+        assert peer["docs_indexed"] <= peer["lines_written"] and _positive(peer["shipper_rss_peak_outage_mib"])
     assert _positive(e["shipper_rss_peak_outage_mib"]) and _positive(e["aggregator_rss_peak_outage_mib"])
 
     names = {t["target"] for t in results["targets"]}
