@@ -78,5 +78,6 @@ bench-full: setup
 # source folder (skipped, and reported as not measured, where that folder is missing), rsyslog from Debian
 bench-peers:
 	benchmarks/peers/build_filebeat.sh
+	FILEBEAT_VERSION=v9.3.0 benchmarks/peers/build_filebeat.sh
 	benchmarks/peers/build_fluentbit.sh || echo "Fluent Bit not built: the benchmarks report it as not measured"
 	apt-get install -y rsyslog rsyslog-elasticsearch
