@@ -15,7 +15,7 @@ be a member of the outermost object, and an id of letters and digits needs no es
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import msgspec
 import orjson
@@ -27,16 +27,20 @@ _META_LEN = len(_META_MEMBER)
 _MAX_ID = 128
 
 
-class _Agent(msgspec.Struct, frozen=True):
-    type: str = ""
+class _Logship(msgspec.Struct):
+    type: Literal["logship"]  # other shippers' messages may need their newline taken off
 
 
 class _Head(msgspec.Struct):
-    """The only fields routing a shipper event looks at; msgspec skips (and checks) all others."""
+    """The only fields routing a shipper event looks at; msgspec skips (and checks) all others.
 
+    Decoding fails (and the event takes the decoding path) unless `agent.type` is "logship" and there is
+    at most one tag: msgspec checks both without building the values.
+    """
+
+    agent: _Logship
     timestamp: str = msgspec.field(name="@timestamp", default="")
-    tags: list[str] | None = None
-    agent: _Agent = _Agent()
+    tags: tuple[str] | None = None
 
 
 _decode_head = msgspec.json.Decoder(_Head).decode
@@ -81,17 +85,9 @@ def splice(payload: bytes) -> Spliced | None:
         head = _decode_head(payload)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
-    if head.agent.type != "logship":  # other shippers' messages may need their newline taken off
-        return None
     tags = head.tags
-    if tags is None:
-        tag = None
-    elif len(tags) == 1:
-        tag = tags[0]
-    else:
-        return None
     # tuple.__new__ skips the NamedTuple's generated Python-level __new__ (one per event)
-    return _new_tuple(Spliced, (payload, cut, event_id, tag, head.timestamp))
+    return _new_tuple(Spliced, (payload, cut, event_id, tags[0] if tags else None, head.timestamp))
 
 
 def decode_window(payloads: list[bytes]) -> tuple[list[dict[str, Any] | Spliced], int]:

@@ -7,6 +7,10 @@ Every frame starts with the version byte ``'2'`` and a type byte; integers are b
 * ``2C <len> <zlib>``           a zlib stream that holds whole frames (W and J)
 * ``2A <seq>``                  ack, reader -> writer: the highest seq done; also a keepalive
 
+A reader that only needs the payloads can ask for consecutive ``J`` frames as one `DataRun` (their
+payloads and the last seq, the one its ack carries) instead of a `DataFrame` each: one Python object
+per run rather than per event.
+
 The decoder is incremental (any split point) and bounded: a frame's declared length is checked
 against the limit as soon as its header is complete, so a peer cannot make it buffer more than
 `max_frame_bytes` (plus a header) nor inflate a `C` frame beyond `max_decompressed_bytes`.
@@ -59,11 +63,19 @@ class DataFrame(NamedTuple):
     payload: bytes
 
 
+class DataRun(NamedTuple):
+    """Consecutive data frames, in order (`Decoder(runs=True)`): never empty."""
+
+    payloads: list[bytes]
+    last_seq: int  # the seq of the last one
+    nbytes: int  # the payloads' total length
+
+
 class AckFrame(NamedTuple):
     seq: int
 
 
-Frame = WindowFrame | DataFrame | AckFrame
+Frame = WindowFrame | DataFrame | DataRun | AckFrame
 
 
 def _type_name(t: int) -> str:
@@ -85,8 +97,9 @@ def _bad_version(v: int) -> ProtocolError:
 class Decoder:
     """Turns a byte stream into frames. Compressed frames are expanded into their inner frames.
 
-    `accept` lists the frame types this side expects (the server accepts W, J and C; a client reading
-    acks uses AckDecoder).
+    It accepts the frames a writer sends (W, J and C; a client reading acks uses AckDecoder). With
+    `runs`, consecutive J frames come out as one `DataRun` (at most one per run per `feed`) instead of
+    a `DataFrame` each.
     """
 
     def __init__(
@@ -94,7 +107,10 @@ class Decoder:
         max_frame_bytes: int = 16 * 1024 * 1024,
         max_decompressed_bytes: int = 64 * 1024 * 1024,
         max_window_size: int = 16384,
+        *,
+        runs: bool = False,
     ) -> None:
+        self.runs = runs
         self.max_frame_bytes = max_frame_bytes
         self.max_decompressed_bytes = max_decompressed_bytes
         self.max_window_size = max_window_size
@@ -148,6 +164,7 @@ class Decoder:
         unpack_u32x2 = _U32X2.unpack_from
         # tuple.__new__ builds the NamedTuple without its generated Python-level __new__: one per event
         new_tuple = tuple.__new__
+        runs = self.runs
         while True:
             left = end - pos
             if left < 2:
@@ -156,6 +173,13 @@ class Decoder:
                 raise _bad_version(buf[pos])
             ftype = buf[pos + 1]
             if ftype == _J:
+                if runs:
+                    stop, run = self._data_run(buf, pos, end)
+                    if stop != pos:
+                        append(run)
+                        pos = stop
+                        continue
+                    # not one complete frame within the limit: the checks below raise or wait
                 if left < 10:
                     return pos, 10
                 seq, length = unpack_u32x2(buf, pos + 2)
@@ -205,6 +229,24 @@ class Decoder:
                 )
             else:
                 raise ProtocolError(f"unknown frame type {_type_name(ftype)}", "unknown_frame")
+
+    def _data_run(self, buf: bytes, pos: int, end: int) -> tuple[int, DataRun]:
+        """The complete J frames within the limit from `pos` on, as one run; and where they end."""
+        payloads: list[bytes] = []
+        append = payloads.append
+        unpack_u32x2 = _U32X2.unpack_from
+        max_frame = self.max_frame_bytes
+        start = pos
+        last_seq = 0
+        while end - pos >= 10 and buf[pos + 1] == _J and buf[pos] == VERSION:
+            seq, length = unpack_u32x2(buf, pos + 2)
+            stop = pos + 10 + length
+            if length > max_frame or stop > end:
+                break
+            append(buf[pos + 10 : stop])
+            last_seq = seq
+            pos = stop
+        return pos, DataRun(payloads, last_seq, pos - start - 10 * len(payloads))
 
     def _expand(self, compressed: bytes, out: list[Frame]) -> None:
         limit = self.max_decompressed_bytes

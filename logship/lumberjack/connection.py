@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from logship.lumberjack.codec import DataFrame, Decoder, ProtocolError, WindowFrame
+from logship.lumberjack.codec import DataRun, Decoder, ProtocolError, WindowFrame
 from logship.lumberjack.windows import WindowScheduler
 
 
@@ -55,7 +55,9 @@ class ReaderConnection:
     def __init__(self, limits: ServerLimits, now: float) -> None:
         self.limits = limits
         self.windows = WindowScheduler(limits.max_windows_in_flight, limits.max_window_bytes)
-        self._decoder = Decoder(limits.max_frame_bytes, limits.max_decompressed_bytes, limits.max_window_size)
+        self._decoder = Decoder(
+            limits.max_frame_bytes, limits.max_decompressed_bytes, limits.max_window_size, runs=True
+        )
         self._expected = 0  # size of the window being received; 0 = between windows
         self._payloads: list[bytes] = []
         self._bytes = 0
@@ -70,16 +72,22 @@ class ReaderConnection:
         done: list[ReceivedWindow] = []
         limit = self.limits.max_window_bytes
         for frame in self._decoder.feed(data):
-            if type(frame) is DataFrame:
-                if not self._expected:
-                    raise ProtocolError("data frame outside a window", "unexpected_frame")
-                self._payloads.append(frame.payload)
-                self._bytes += len(frame.payload)
-                if limit and self._bytes > limit:
+            if type(frame) is DataRun:
+                payloads = frame.payloads
+                room = self._expected - len(self._payloads)
+                if len(payloads) > room:
+                    self._overflow(payloads, room)
+                nbytes = self._bytes + frame.nbytes
+                if limit and nbytes > limit:
                     raise ProtocolError(f"window payloads exceed max_window_bytes {limit}", "window_too_large")
-                if len(self._payloads) == self._expected:
-                    done.append(ReceivedWindow(self._payloads, self._bytes, frame.seq))
-                    self._expected, self._payloads, self._bytes = 0, [], 0
+                if self._payloads:
+                    self._payloads += payloads
+                else:
+                    self._payloads = payloads  # the run's own list: usually the whole window at once
+                if len(payloads) == room:
+                    done.append(ReceivedWindow(self._payloads, nbytes, frame.last_seq))
+                    self._expected, self._payloads, nbytes = 0, [], 0
+                self._bytes = nbytes
             elif type(frame) is WindowFrame:
                 if self._expected:
                     raise ProtocolError(
@@ -91,6 +99,14 @@ class ReaderConnection:
             else:
                 raise ProtocolError(f"unexpected frame {frame!r}", "unexpected_frame")
         return done
+
+    def _overflow(self, payloads: list[bytes], room: int) -> None:
+        """More data frames than the window has room for: the error the first one too many makes
+        (unless the window's own frames already exceed max_window_bytes)."""
+        limit = self.limits.max_window_bytes
+        if room and limit and self._bytes + sum(map(len, payloads[:room])) > limit:
+            raise ProtocolError(f"window payloads exceed max_window_bytes {limit}", "window_too_large")
+        raise ProtocolError("data frame outside a window", "unexpected_frame")
 
     def admit(self, window: ReceivedWindow, now: float) -> int:
         """The window goes to the handler (only when `windows.has_room()`); its ticket for `windows`."""

@@ -137,11 +137,31 @@ def good() -> bytes:
         pytest.param(b'{"agent":{"type":"logship"},"@metadata":{"_id":"a-b"}}', id="id that is not alphanumeric"),
         pytest.param(b'{"agent":{"type":"logship"},"tags":"x","@metadata":{"_id":"ab"}}', id="tags not a list"),
         pytest.param(b'["agent",{"type":"logship"},"@metadata",{"_id":"ab"}]', id="an array"),
+        pytest.param(b'{"x":1,"@metadata":{"_id":"ab"}}', id="no agent"),
+        pytest.param(b'{"agent":{"name":"n"},"@metadata":{"_id":"ab"}}', id="agent without a type"),
+        pytest.param(b'{"agent":{"type":null},"@metadata":{"_id":"ab"}}', id="agent type null"),
+        pytest.param(b'{"agent":{"type":"logship"},"tags":[],"@metadata":{"_id":"ab"}}', id="empty tags"),
+        pytest.param(b'{"agent":{"type":"logship"},"tags":[1],"@metadata":{"_id":"ab"}}', id="a tag not a string"),
     ],
 )
 def test_what_cannot_be_proven_safe_is_decoded_as_before(payload: bytes) -> None:
     assert splice(payload) is None
     assert decode_window([payload]) == decode_events([payload])
+
+
+@pytest.mark.parametrize("tags", [b"", b',"tags":null'])
+def test_an_event_without_tags_is_spliced_with_no_tag(tags: bytes) -> None:
+    payload = (
+        b'{"@timestamp":"2026-03-04T05:06:07.123Z","agent":{"type":"logship"}' + tags + b',"@metadata":{"_id":"a1"}}'
+    )
+    spliced = splice(payload)
+    assert spliced is not None
+    assert (spliced.tag, spliced.timestamp, spliced.event_id, payload[: spliced.cut]) == (
+        None,
+        "2026-03-04T05:06:07.123Z",
+        b"a1",
+        payload[: payload.index(b',"@metadata"')],
+    )
 
 
 def test_malformed_payloads_are_flagged_text_among_spliced_events() -> None:

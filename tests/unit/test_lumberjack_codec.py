@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from logship.lumberjack.codec import (
     AckDecoder,
     DataFrame,
+    DataRun,
     Decoder,
     Frame,
     ProtocolError,
@@ -296,6 +297,68 @@ def test_fuzz_prefixed_with_valid_headers(prefix: bytes, rest: bytes) -> None:
         except ProtocolError:
             continue
         assert dec.buffered <= MAX_FRAME + 10
+
+
+def _flatten(frames: list[Frame]) -> list[tuple[str, object, int | None]]:
+    """Frames as (kind, payload or size, seq): a run's payloads one by one, only its last with a seq."""
+    out: list[tuple[str, object, int | None]] = []
+    for f in frames:
+        if isinstance(f, DataRun):
+            assert f.payloads and f.nbytes == sum(map(len, f.payloads))
+            out += [("J", p, None) for p in f.payloads[:-1]]
+            out.append(("J", f.payloads[-1], f.last_seq))
+        elif isinstance(f, DataFrame):
+            out.append(("J", f.payload, f.seq))
+        else:
+            assert isinstance(f, WindowFrame)
+            out.append(("W", f.size, None))
+    return out
+
+
+def _decode_chunks(dec: Decoder, chunks: list[bytes]) -> tuple[list[Frame], str | None]:
+    frames: list[Frame] = []
+    for chunk in chunks:
+        try:
+            frames += dec.feed(chunk)
+        except ProtocolError as exc:
+            return frames, exc.reason
+    return frames, None
+
+
+piece = st.one_of(
+    st.builds(lambda n: b"2W" + struct.pack(">I", n), st.integers(0, 120)),
+    st.builds(j_frame, st.integers(0, 2**32 - 1), st.binary(max_size=300)),
+    st.builds(
+        lambda seqs, level: c_frame(b"".join(j_frame(s, b"{}") for s in seqs), level),
+        st.lists(st.integers(0, 2**32 - 1), max_size=5),
+        st.sampled_from([1, 6]),
+    ),
+    st.binary(max_size=6),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(pieces=st.lists(piece, max_size=12), cuts=st.lists(st.integers(min_value=0), max_size=12))
+def test_runs_carry_the_same_payloads_last_seqs_and_errors_as_frames(pieces: list[bytes], cuts: list[int]) -> None:
+    """`runs=True` only groups J frames: same payloads in order, each run's last seq, same error."""
+    chunks = split_at(b"".join(pieces), cuts)
+    limits = {"max_frame_bytes": 256, "max_decompressed_bytes": 512, "max_window_size": 100}
+    frames, error = _decode_chunks(Decoder(**limits), chunks)
+    runs, run_error = _decode_chunks(Decoder(**limits, runs=True), chunks)
+    assert run_error == error
+    flat, flat_runs = _flatten(frames), _flatten(runs)
+    assert [(k, v) for k, v, _ in flat_runs] == [(k, v) for k, v, _ in flat]
+    assert all(seq is None or seq == flat[i][2] for i, (_, _, seq) in enumerate(flat_runs))
+    assert not any(isinstance(f, DataFrame) for f in runs)
+
+
+def test_a_window_of_data_frames_is_one_run() -> None:
+    wire = encode_window([b"a", b"bb", b"ccc"])
+    assert Decoder(runs=True).feed(wire) == [WindowFrame(3), DataRun([b"a", b"bb", b"ccc"], 3, 6)]
+    assert Decoder(runs=True).feed(encode_window([b"a", b"bb"], 6)) == [WindowFrame(2), DataRun([b"a", b"bb"], 2, 3)]
+    dec = Decoder(runs=True)
+    assert dec.feed(wire[:-4]) == [WindowFrame(3), DataRun([b"a", b"bb"], 2, 3)]  # runs end with the bytes fed
+    assert dec.feed(wire[-4:]) == [DataRun([b"ccc"], 3, 3)]
 
 
 def test_random_megabytes_do_not_hang() -> None:

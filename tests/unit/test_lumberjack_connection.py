@@ -80,6 +80,29 @@ def test_frames_out_of_order_are_protocol_errors() -> None:
     assert err.value.reason == "window_too_large"
 
 
+@given(
+    st.lists(payload, min_size=1, max_size=8),
+    st.integers(0, 7),
+    st.integers(0, 600),
+    st.lists(st.integers(0, 10_000), max_size=6),
+)
+def test_more_data_frames_than_the_window_holds(payloads: list[bytes], size: int, limit: int, cuts: list[int]) -> None:
+    """Frames past the window's size are an error however they are chunked; the window's own bytes over
+    max_window_bytes are reported as such first, as frame-by-frame reading would."""
+    size = min(size, len(payloads) - 1)
+    stream = (
+        b"2W"
+        + struct.pack(">I", size)
+        + b"".join(b"2J" + struct.pack(">II", i, len(p)) + p for i, p in enumerate(payloads, 1))
+    )
+    conn = ReaderConnection(ServerLimits(max_window_bytes=limit), now=0.0)
+    with pytest.raises(ProtocolError) as err:
+        for chunk in chunked(stream, cuts):
+            conn.receive(chunk)
+    too_large = limit and sum(map(len, payloads[:size])) > limit
+    assert err.value.reason == ("window_too_large" if too_large else "unexpected_frame")
+
+
 def test_admitted_windows_bound_reading_and_the_idle_clock_follows_progress() -> None:
     limits = ServerLimits(idle_timeout=10.0, max_windows_in_flight=2)
     conn = ReaderConnection(limits, now=100.0)
