@@ -16,6 +16,8 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import repeat
+from operator import sub
 from pathlib import Path, PurePosixPath
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,6 +25,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from logship import __version__
+from shipper.docker_runs import DockerRun
 from shipper.formats import Record, parse_timestamp
 from shipper.identity import FINGERPRINT_BYTES, FileIdentity
 
@@ -243,6 +246,32 @@ class EventBuilder:
     def build(self, rec: Record, read_time: str, timestamp: str | None = None) -> bytes:
         """One event as JSON bytes; `timestamp` (from the line) wins over the record's and read time."""
         return self.build_all([rec], read_time, [timestamp] if timestamp else None)[0]
+
+    def build_run(self, run: DockerRun) -> list[bytes]:
+        """Events for a run of Docker lines: those `build_all` makes of their records, a format per event."""
+        if self.identity.head is not self._head_seen:
+            self._file_identity()
+        times, texts, streams, offsets = run
+        ids = self.identity.event_ids(offsets[:-1])
+        sizes = map(sub, map(len, texts), repeat(2))  # each text but its final `\n` escape
+        # the event of a record with an encoded message, no flags and the line's timestamp (see build_all);
+        # a short format with the long constant parts as arguments, as formatting scans the format
+        event = b'{"@timestamp":"%.23bZ","message":"%.*b","stream":"%b"%b%d%b%b%b'
+        middle = b"}" + self._static + b',"@metadata":{"_id":"'
+        tail = b'"' + self._meta_extra + b"}}"
+        args = zip(
+            times,
+            sizes,
+            texts,
+            streams,
+            repeat(self._log_prefix),
+            offsets,
+            repeat(middle),
+            ids,
+            repeat(tail),
+            strict=False,
+        )
+        return list(map(event.__mod__, args))
 
     def build_all(
         self, records: list[Record], read_time: str, timestamps: list[str | None] | None = None
