@@ -32,6 +32,8 @@ _SPECIAL = bytes(range(0x20)) + b'"\\'
 _LAST_TWO = itemgetter(slice(-2, None))
 # below this, a block that is not all plain is left to the per-line decoder instead of being halved
 _SMALLEST = 16 * 1024
+# a block with more than one line in this many with escapes is left to the per-line decoder too
+_MOSTLY_PLAIN = 16
 
 
 class DockerRun(NamedTuple):
@@ -87,20 +89,25 @@ def plain_run(data: bytes, offset: int, max_text: int) -> DockerRun | None:
     return DockerRun(times, texts, streams, offsets)
 
 
-def split_runs(data: bytes, start: int, stop: int, offset: int, max_text: int) -> Iterator[DockerRun | tuple[int, int]]:
-    """The whole lines data[start:stop] (data[0] at file offset `offset`), in order: runs of plain lines,
-    and (start, stop) of the stretches of lines left to the per-line decoder."""
-    lines = data.count(b"\n", start, stop)
-    # a plain line has one backslash: many more, and most lines have escapes, not worth halving for
-    extra = abs(data.count(b"\\", start, stop) - lines)
-    if extra * 16 <= lines:
-        run = plain_run(data[start:stop], offset + start, max_text) if not extra else None
+def split_runs(
+    data: bytes, start: int, stop: int, offset: int, max_text: int, lines: int
+) -> Iterator[DockerRun | tuple[int, int]]:
+    """The `lines` whole lines data[start:stop] (data[0] at file offset `offset`), in order: runs of plain
+    lines, and (start, stop) of the stretches of lines left to the per-line decoder."""
+    if start == stop:
+        return
+    # a plain line has one backslash: try the block at once if its first line does
+    if data.count(b"\\", start, data.index(b"\n", start)) == 1:
+        run = plain_run(data[start:stop], offset + start, max_text)
         if run is not None:
             yield run
             return
+    # halve it unless it is small, or many lines have escapes (JSON application logs)
+    if stop - start > _SMALLEST and abs(data.count(b"\\", start, stop) - lines) * _MOSTLY_PLAIN <= lines:
         mid = data.find(b"\n", (start + stop) // 2, stop - 1) + 1  # a line boundary inside, or 0
-        if stop - start > _SMALLEST and mid > start:
-            yield from split_runs(data, start, mid, offset, max_text)
-            yield from split_runs(data, mid, stop, offset, max_text)
+        if mid > start:
+            left = data.count(b"\n", start, mid)
+            yield from split_runs(data, start, mid, offset, max_text, left)
+            yield from split_runs(data, mid, stop, offset, max_text, lines - left)
             return
     yield start, stop

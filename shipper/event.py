@@ -252,11 +252,14 @@ class EventBuilder:
         if self.identity.head is not self._head_seen:
             self._file_identity()
         times, texts, streams, offsets = run
-        ids = self.identity.event_ids(offsets[:-1])
         sizes = map(sub, map(len, texts), repeat(2))  # each text but its final `\n` escape
         # the event of a record with an encoded message, no flags and the line's timestamp (see build_all);
         # a short format with the long constant parts as arguments, as formatting scans the format
-        event = b'{"@timestamp":"%.23bZ","message":"%.*b","stream":"%b"%b%d%b%b%b'
+        event = b'{"@timestamp":"%.23bZ","message":"%.*b","stream":"%b"%b%d%b%032x%b'
+        ids: list[int] | list[bytes] | None = self.identity.event_id_numbers(offsets[:-1])
+        if ids is None:
+            ids = self.identity.event_ids(offsets[:-1])
+            event = event.replace(b"%032x", b"%b")
         middle = b"}" + self._static + b',"@metadata":{"_id":"'
         tail = b'"' + self._meta_extra + b"}}"
         args = zip(

@@ -167,7 +167,7 @@ class Harvester:
         if self._blocks is not None and self._blocks.runs:
             first, block = self._splitter.feed_block(data)
             batch = self._encode_runs(self._blocks.decode_block(first, block))
-            batch.lines = len(first) + block.data.count(b"\n")
+            batch.lines = len(first) + block.line_count
             batch.nbytes = len(data)
             return batch
         lines = self._splitter.feed(data)

@@ -26,6 +26,7 @@ class Block(NamedTuple):
     offset: int  # file offset of data[0]
     data: bytes  # whole lines, each with its newline; empty, or ends with a newline
     limit: int  # the splitter's max_line_bytes, which `lines` applies
+    line_count: int  # how many lines `data` holds
 
     def lines(self, start: int = 0, stop: int | None = None) -> list[Line]:
         """The lines of data[start:stop] (`start`, `stop` at line boundaries), as `LineSplitter.feed` gives them."""
@@ -96,13 +97,13 @@ class LineSplitter:
         if last < 0:
             if chunk:
                 self._keep(chunk)
-            return [], Block(self.offset, b"", self._limit)
+            return [], Block(self.offset, b"", self._limit, 0)
         start = 0
         first: list[Line] = []
         if self._tail or self._dropped:
             start = chunk.index(b"\n") + 1
             first = self.feed(chunk[:start])
-        block = Block(self.offset, chunk[start : last + 1], self._limit)
+        block = Block(self.offset, chunk[start : last + 1], self._limit, chunk.count(b"\n", start))
         self.offset += len(block.data)
         if last + 1 < len(chunk):
             self._keep(chunk[last + 1 :])

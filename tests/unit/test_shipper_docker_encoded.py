@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import itertools
 import json
+from unittest import mock
 
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from shipper import docker_runs
 from shipper.docker_runs import DockerRun
 from shipper.event import EventBuilder
 from shipper.formats import AutoDecoder, DockerDecoder, Record, message_text
@@ -240,16 +242,22 @@ def block_events(data: bytes, max_bytes: int, line_limit: int, cuts: list[int]) 
     line_limit=st.one_of(st.just(1 << 20), st.sampled_from([40, 90, 200])),
     cuts=st.lists(st.integers(min_value=0, max_value=4000), max_size=4),
     partial_last=st.booleans(),
+    # 0: a block with a line that is not plain is halved down to single lines, so runs and lines mix
+    smallest=st.sampled_from([0, docker_runs._SMALLEST]),
 )
 def test_runs_of_lines_give_the_events_and_checkpoints_of_the_general_path(
-    lines: list[bytes], max_bytes: int, line_limit: int, cuts: list[int], partial_last: bool
+    lines: list[bytes], max_bytes: int, line_limit: int, cuts: list[int], partial_last: bool, smallest: int
 ) -> None:
     data = b'{"log":"start\\n","stream":"stdout","time":"' + T.encode() + b'"}\n' + b"".join(lines)
     if partial_last:  # the last line has no newline yet: it is flushed as the file ends
         data = data[:-1]
     cuts = [c for c in cuts if c <= len(data)]
     slow_records, slow = events(data, max_bytes, line_limit, encoded=False)
-    fast, resumes, _ = block_events(data, max_bytes, line_limit, cuts)
+    with (
+        mock.patch.object(docker_runs, "_SMALLEST", smallest),
+        mock.patch.object(docker_runs, "_MOSTLY_PLAIN", docker_runs._MOSTLY_PLAIN if smallest else 0),
+    ):
+        fast, resumes, _ = block_events(data, max_bytes, line_limit, cuts)
     assert fast == slow
     assert resumes == [r.resume for r in slow_records]
 

@@ -91,6 +91,7 @@ def test_blocks_hold_the_same_lines(data: bytes, cuts: list[int], limit: int, st
         first, block = s.feed_block(data[a:b])
         assert block.offset == (first[-1].end if first else block.offset)
         assert block.data == b"" or block.data.endswith(b"\n")
+        assert block.line_count == block.data.count(b"\n")
         got += first + block.lines()
         if block.data:  # any line boundary splits a block's lines the same way
             mid = block.data.find(b"\n") + 1
