@@ -95,11 +95,3 @@ class FileIdentity:
             return [self.event_id(offset).encode() for offset in offsets]
         # chained maps: no Python code runs per id
         return list(map(str.encode, map(xxhash.xxh3_128_hexdigest, map(seed.__add__, map(_OFFSET.pack, offsets)))))
-
-    def event_id_numbers(self, offsets: Sequence[int]) -> list[int] | None:
-        """`event_id` of each offset as a number (`%032x` spells the id), or None if some offset is too
-        early in the file for the full fingerprint (`event_ids` then)."""
-        seed = self._full_seed
-        if seed is None or not offsets or min(offsets) < FINGERPRINT_BYTES - 1:
-            return None
-        return list(map(xxhash.xxh3_128_intdigest, map(seed.__add__, map(_OFFSET.pack, offsets))))
