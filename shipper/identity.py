@@ -17,6 +17,7 @@ shorter one instead of duplicating it.
 from __future__ import annotations
 
 import struct
+from binascii import hexlify
 from collections.abc import Sequence
 
 import xxhash
@@ -94,4 +95,4 @@ class FileIdentity:
         if seed is None or not offsets or min(offsets) < FINGERPRINT_BYTES - 1:
             return [self.event_id(offset).encode() for offset in offsets]
         # chained maps: no Python code runs per id
-        return list(map(str.encode, map(xxhash.xxh3_128_hexdigest, map(seed.__add__, map(_OFFSET.pack, offsets)))))
+        return list(map(hexlify, map(xxhash.xxh3_128_digest, map(seed.__add__, map(_OFFSET.pack, offsets)))))
