@@ -7,13 +7,15 @@ max_event_bytes. Such a text is its own JSON literal, exactly as orjson.dumps sp
 builder splices it in as it is and makes the event the per-line decoder would make.
 
 Nothing here runs Python code per line: a run is found by splitting a whole block at its quotes and
-checking the pieces with a few list and bytes operations, which fail if any line is not plain; then
-the block is halved to find the plain parts. Lines that are not plain, and blocks with many escapes
+checking the pieces with a few list and bytes operations, which fail if any line is not plain. Lines
+with escapes are found first (one regex search per such line) and cut out; a block that still fails
+is halved to find its plain parts. Lines that are not plain, and blocks where many lines have escapes
 (JSON application logs), are left to the per-line decoder (DockerDecoder), which handles every line.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from itertools import accumulate
 from operator import add, itemgetter
@@ -32,8 +34,10 @@ _SPECIAL = bytes(range(0x20)) + b'"\\'
 _LAST_TWO = itemgetter(slice(-2, None))
 # below this, a block that is not all plain is left to the per-line decoder instead of being halved
 _SMALLEST = 16 * 1024
-# a block with more than one line in this many with escapes is left to the per-line decoder too
-_MOSTLY_PLAIN = 16
+# the lines with escapes are cut out of a block, unless they are more than this share of it so far
+_MOSTLY_ESCAPED = 0.25
+# a backslash a plain line does not have: every plain line's only one starts its text's `\n` escape
+_ESCAPE = re.compile(rb'\\(?!n","stream":")').search
 
 
 class DockerRun(NamedTuple):
@@ -89,25 +93,46 @@ def plain_run(data: bytes, offset: int, max_text: int) -> DockerRun | None:
     return DockerRun(times, texts, streams, offsets)
 
 
-def split_runs(
-    data: bytes, start: int, stop: int, offset: int, max_text: int, lines: int
+def split_runs(data: bytes, start: int, stop: int, offset: int, max_text: int) -> Iterator[DockerRun | tuple[int, int]]:
+    """The whole lines data[start:stop] (data[0] at file offset `offset`), in order: runs of plain lines,
+    and (start, stop) of the stretches of lines left to the per-line decoder."""
+    pos = held = start  # lines from `held` to `pos` are left to the per-line decoder
+    escaped = 0  # bytes of lines with escapes
+    while pos < stop:
+        m = _ESCAPE(data, pos, stop)
+        if m is None:
+            break
+        line_start = max(pos, data.rfind(b"\n", pos, m.start()) + 1)
+        line_stop = data.index(b"\n", m.start()) + 1
+        if line_start > pos:
+            if held < pos:
+                yield held, pos
+            yield from _plain_parts(data, pos, line_start, offset, max_text)
+            held = line_start
+        escaped += line_stop - line_start
+        pos = line_stop
+        if escaped > _MOSTLY_ESCAPED * (pos - start) and pos - start > _SMALLEST:
+            # JSON application logs: not worth looking further
+            yield held, stop
+            return
+    if held < pos:
+        yield held, pos
+    yield from _plain_parts(data, pos, stop, offset, max_text)
+
+
+def _plain_parts(
+    data: bytes, start: int, stop: int, offset: int, max_text: int
 ) -> Iterator[DockerRun | tuple[int, int]]:
-    """The `lines` whole lines data[start:stop] (data[0] at file offset `offset`), in order: runs of plain
-    lines, and (start, stop) of the stretches of lines left to the per-line decoder."""
+    """As `split_runs`, for lines without escapes: whole runs, or halves of them, down to `_SMALLEST`."""
     if start == stop:
         return
-    # a plain line has one backslash: try the block at once if its first line does
-    if data.count(b"\\", start, data.index(b"\n", start)) == 1:
-        run = plain_run(data[start:stop], offset + start, max_text)
-        if run is not None:
-            yield run
-            return
-    # halve it unless it is small, or many lines have escapes (JSON application logs)
-    if stop - start > _SMALLEST and abs(data.count(b"\\", start, stop) - lines) * _MOSTLY_PLAIN <= lines:
-        mid = data.find(b"\n", (start + stop) // 2, stop - 1) + 1  # a line boundary inside, or 0
-        if mid > start:
-            left = data.count(b"\n", start, mid)
-            yield from split_runs(data, start, mid, offset, max_text, left)
-            yield from split_runs(data, mid, stop, offset, max_text, lines - left)
-            return
+    run = plain_run(data[start:stop], offset + start, max_text)
+    if run is not None:
+        yield run
+        return
+    mid = data.find(b"\n", (start + stop) // 2, stop - 1) + 1  # a line boundary inside, or 0
+    if stop - start > _SMALLEST and mid > start:
+        yield from _plain_parts(data, start, mid, offset, max_text)
+        yield from _plain_parts(data, mid, stop, offset, max_text)
+        return
     yield start, stop

@@ -310,7 +310,7 @@ class DockerDecoder(_Merging):
         data = block.data
         # texts shorter than this need no clipping, and their lines are within the line limit
         max_text = min(self._max // 4, block.limit - LINE_OVERHEAD + 2)
-        for item in split_runs(data, 0, len(data), block.offset, max_text, block.line_count):
+        for item in split_runs(data, 0, len(data), block.offset, max_text):
             if isinstance(item, DockerRun):
                 # while a split line waits for its last piece, line by line: that piece may be among them
                 first_line, offsets = 0, item.offsets

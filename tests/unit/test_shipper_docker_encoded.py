@@ -242,7 +242,8 @@ def block_events(data: bytes, max_bytes: int, line_limit: int, cuts: list[int]) 
     line_limit=st.one_of(st.just(1 << 20), st.sampled_from([40, 90, 200])),
     cuts=st.lists(st.integers(min_value=0, max_value=4000), max_size=4),
     partial_last=st.booleans(),
-    # 0: a block with a line that is not plain is halved down to single lines, so runs and lines mix
+    # 0: a block with a line that is not plain is halved down to single lines, and lines with escapes are
+    # cut out however many there are, so runs and lines mix
     smallest=st.sampled_from([0, docker_runs._SMALLEST]),
 )
 def test_runs_of_lines_give_the_events_and_checkpoints_of_the_general_path(
@@ -255,7 +256,7 @@ def test_runs_of_lines_give_the_events_and_checkpoints_of_the_general_path(
     slow_records, slow = events(data, max_bytes, line_limit, encoded=False)
     with (
         mock.patch.object(docker_runs, "_SMALLEST", smallest),
-        mock.patch.object(docker_runs, "_MOSTLY_PLAIN", docker_runs._MOSTLY_PLAIN if smallest else 0),
+        mock.patch.object(docker_runs, "_MOSTLY_ESCAPED", docker_runs._MOSTLY_ESCAPED if smallest else 2.0),
     ):
         fast, resumes, _ = block_events(data, max_bytes, line_limit, cuts)
     assert fast == slow
