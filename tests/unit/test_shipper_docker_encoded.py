@@ -294,3 +294,18 @@ def test_plain_lines_come_in_runs_and_every_other_line_is_decoded_alone() -> Non
             assert fast == slow
             # most plain lines still come in runs
             assert 240 <= from_runs <= 480
+
+
+def test_lines_with_escapes_are_cut_out_of_a_block_and_a_block_of_them_is_left_whole() -> None:
+    plain = driver_line(b"GET /health 200")
+    escaped = driver_line(b'{\\"level\\":\\"info\\"}')
+    # one line in ten has escapes: every plain line still comes in a run
+    data = (plain * 9 + escaped) * 200
+    items = list(docker_runs.split_runs(data, 0, len(data), 5000, 1000))
+    assert sum(len(i.texts) for i in items if isinstance(i, DockerRun)) == 1800
+    assert all(data[a:b] == escaped for a, b in (i for i in items if not isinstance(i, DockerRun)))
+    runs = [i for i in items if isinstance(i, DockerRun)]
+    assert runs[0].offsets[:3] == [5000, 5000 + len(plain), 5000 + 2 * len(plain)]
+    # every line has escapes (JSON application logs): one stretch for the per-line decoder, found early
+    data = escaped * 2000
+    assert list(docker_runs.split_runs(data, 0, len(data), 0, 1000)) == [(0, len(data))]
