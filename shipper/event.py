@@ -16,6 +16,8 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import repeat
+from operator import itemgetter
 from pathlib import Path, PurePosixPath
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,6 +25,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from logship import __version__
+from shipper.docker_runs import DockerRun
 from shipper.formats import Record, parse_timestamp
 from shipper.identity import FINGERPRINT_BYTES, FileIdentity
 
@@ -244,6 +247,30 @@ class EventBuilder:
         """One event as JSON bytes; `timestamp` (from the line) wins over the record's and read time."""
         return self.build_all([rec], read_time, [timestamp] if timestamp else None)[0]
 
+    def build_run(self, run: DockerRun) -> list[bytes]:
+        """Events for a run of Docker lines: those `build_all` makes of their records."""
+        if self.identity.head is not self._head_seen:
+            self._file_identity()
+        times, texts, streams, offsets = run
+        ids = self.identity.event_ids(offsets[:-1])
+        # the event of a record with an encoded message, no flags and the line's timestamp (see build_all),
+        # joined from its parts: formatting would cost more, and more again with a precision
+        parts = zip(
+            repeat(b'{"@timestamp":"'),
+            map(_TO_MS, times),
+            repeat(b'Z","message":"'),
+            map(_BUT_NEWLINE_ESCAPE, texts),
+            repeat(b'","stream":"'),
+            streams,
+            repeat(b'"' + self._log_prefix),
+            map(b"%d".__mod__, offsets),
+            repeat(b"}" + self._static + b',"@metadata":{"_id":"'),
+            ids,
+            repeat(b'"' + self._meta_extra + b"}}"),
+            strict=False,
+        )
+        return list(map(b"".join, parts))
+
     def build_all(
         self, records: list[Record], read_time: str, timestamps: list[str | None] | None = None
     ) -> list[bytes]:
@@ -301,4 +328,6 @@ def _stream(stream: str | None) -> bytes:
 
 
 _STREAMS = {s: _stream(s) for s in ("stdout", "stderr", None)}
+_TO_MS = itemgetter(slice(23))  # of a DockerRun's time
+_BUT_NEWLINE_ESCAPE = itemgetter(slice(-2))  # of a DockerRun's text
 _UNSET = object()

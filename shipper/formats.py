@@ -19,7 +19,8 @@ from typing import NamedTuple, Protocol
 
 import orjson
 
-from shipper.lines import Line
+from shipper.docker_runs import LINE_OVERHEAD, DockerRun, split_runs
+from shipper.lines import Block, Line
 
 # Creating a NamedTuple through tuple.__new__ skips its Python-level __new__: this is the hot path.
 _new = tuple.__new__
@@ -300,6 +301,31 @@ class DockerDecoder(_Merging):
         self._last_end = end
         return out
 
+    def decode_block(self, first: list[Line], block: Block) -> list[list[Record] | DockerRun]:
+        """`decode` of `first` then of the block's lines, records of consecutive lines in one list; with
+        `encoded`, runs of plain lines come as `DockerRun`s in their place (see shipper/docker_runs.py)."""
+        if not self._encoded:
+            return [self.decode(first + block.lines())]
+        out: list[list[Record] | DockerRun] = [self._decode_encoded(first)] if first else []
+        data = block.data
+        # texts shorter than this need no clipping, and their lines are within the line limit
+        max_text = min(self._max // 4, block.limit - LINE_OVERHEAD + 2)
+        for item in split_runs(data, 0, len(data), block.offset, max_text):
+            if isinstance(item, DockerRun):
+                # while a split line waits for its last piece, line by line: that piece may be among them
+                first_line, offsets = 0, item.offsets
+                while self._pending and first_line < len(item.texts):
+                    lines = block.lines(offsets[first_line] - block.offset, offsets[first_line + 1] - block.offset)
+                    _extend(out, self._decode_encoded(lines))
+                    first_line += 1
+                if first_line < len(item.texts):
+                    out.append(item.without(first_line))
+            else:
+                _extend(out, self._decode_encoded(block.lines(*item)))
+        if data:
+            self._last_end = block.offset + len(data)
+        return out
+
     def _general(self, line: Line, obj: object, out: list[Record]) -> None:
         if obj is None:
             obj = self._retry(line, out)
@@ -346,6 +372,15 @@ class DockerDecoder(_Merging):
         if line.truncated or cut:
             flags.append(TRUNCATED)
         out.append(Record(line.offset, line.end, self._resume(line.end), text, None, None, tuple(sorted(flags))))
+
+
+def _extend(out: list[list[Record] | DockerRun], records: list[Record]) -> None:
+    """Add `records` to the list of records `out` ends with, or start one."""
+    last = out[-1] if out else None
+    if type(last) is list:
+        last += records
+    else:
+        out.append(records)
 
 
 class CRIDecoder(_Merging):
@@ -478,15 +513,28 @@ class AutoDecoder:
             lines = list(lines)
             if not lines:
                 return []
-            kind = detect(lines[0].data)
-            self._inner = (
-                DockerDecoder(self._max, self._encoded)
-                if kind == "docker"
-                else CRIDecoder(self._max)
-                if kind == "cri"
-                else PlainDecoder(self._max)
-            )
+            self._inner = self._make(detect(lines[0].data))
         return self._inner.decode(lines)
+
+    def _make(self, kind: str) -> Decoder:
+        if kind == "docker":
+            return DockerDecoder(self._max, self._encoded)
+        return CRIDecoder(self._max) if kind == "cri" else PlainDecoder(self._max)
+
+    @property
+    def runs(self) -> bool:
+        """May `decode_block` find runs of Docker lines: the format is not known yet, or is Docker."""
+        return self._inner is None or isinstance(self._inner, DockerDecoder)
+
+    def decode_block(self, first: list[Line], block: Block) -> list[list[Record] | DockerRun]:
+        """`decode` of `first` then of the block's lines; Docker lines may come as runs (DockerDecoder)."""
+        if self._inner is None:
+            if not first and not block.data:
+                return []
+            self._inner = self._make(detect(first[0].data if first else block.data[: block.data.find(b"\n")]))
+        if isinstance(self._inner, DockerDecoder):
+            return self._inner.decode_block(first, block)
+        return [self._inner.decode(first + block.lines())]
 
     def flush(self) -> list[Record]:
         return self._inner.flush() if self._inner is not None else []

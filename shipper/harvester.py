@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from shipper.docker_runs import DockerRun
 from shipper.event import EventBuilder, TimestampExtractor, utc_now_ms
 from shipper.formats import AutoDecoder, Decoder, PlainDecoder, Record, message_text
 from shipper.identity import FINGERPRINT_BYTES, FileIdentity
@@ -98,6 +99,8 @@ class Harvester:
         self._decoder: Decoder = (
             AutoDecoder(max_bytes, encoded) if self.source.input_type == "containers" else PlainDecoder(max_bytes)
         )
+        # container logs nothing reads the text of: decoded a block of lines at a time (Docker runs)
+        self._blocks = self._decoder if encoded and isinstance(self._decoder, AutoDecoder) else None
 
     @property
     def deadline(self) -> float | None:
@@ -161,6 +164,12 @@ class Harvester:
         self.read_offset += len(data)
         self.seen_size = max(self.seen_size, self.read_offset)
         self.last_data = now
+        if self._blocks is not None and self._blocks.runs:
+            first, block = self._splitter.feed_block(data)
+            batch = self._encode_runs(self._blocks.decode_block(first, block))
+            batch.lines = len(first) + block.line_count
+            batch.nbytes = len(data)
+            return batch
         lines = self._splitter.feed(data)
         records = self._decoder.decode(lines)
         if self._joiner is not None:
@@ -185,9 +194,26 @@ class Harvester:
         batch.lines = len(lines)
         return batch
 
-    def _encode(self, records: list[Record]) -> Batch:
-        if not records:
-            return Batch([], [])
+    def _encode_runs(self, items: list[list[Record] | DockerRun]) -> Batch:
+        """Events of records and of runs of Docker lines, in their order."""
+        if len(items) == 1 and type(items[0]) is list:
+            return self._encode(items[0])
+        events: list[bytes] = []
+        resumes: list[int] = []
+        for item in items:
+            if type(item) is list:
+                batch = self._encode(item)
+                events += batch.events
+                resumes += batch.resumes
+            else:
+                assert isinstance(item, DockerRun)
+                self._prepare()
+                events += self._builder.build_run(item)
+                resumes += item.offsets[1:]  # no split line waits in a run: each line's end
+        return Batch(events, resumes)
+
+    def _prepare(self) -> None:
+        """The event builder knows the runtime and the current metadata."""
         runtime = self._decoder.runtime
         if runtime != self._runtime:
             self._runtime = runtime
@@ -196,6 +222,11 @@ class Harvester:
         if meta is not None and meta.generation != self._metadata_generation:
             self._metadata_generation = meta.generation
             self._builder.set_extra(*meta.fields())
+
+    def _encode(self, records: list[Record]) -> Batch:
+        if not records:
+            return Batch([], [])
+        self._prepare()
         read_time = utc_now_ms()
         ts = self._ts
         stamps = [ts(message_text(r.message)) for r in records] if ts is not None else None

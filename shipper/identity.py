@@ -17,6 +17,7 @@ shorter one instead of duplicating it.
 from __future__ import annotations
 
 import struct
+from binascii import hexlify
 from collections.abc import Sequence
 
 import xxhash
@@ -93,5 +94,5 @@ class FileIdentity:
         seed = self._full_seed
         if seed is None or not offsets or min(offsets) < FINGERPRINT_BYTES - 1:
             return [self.event_id(offset).encode() for offset in offsets]
-        hexdigest, pack = xxhash.xxh3_128_hexdigest, _OFFSET.pack
-        return [hexdigest(seed + pack(offset)).encode() for offset in offsets]
+        # chained maps: no Python code runs per id
+        return list(map(hexlify, map(xxhash.xxh3_128_digest, map(seed.__add__, map(_OFFSET.pack, offsets)))))

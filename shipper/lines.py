@@ -20,6 +20,34 @@ class Line(NamedTuple):
 _new = tuple.__new__  # builds a Line without the NamedTuple's Python-level __new__ (hot path)
 
 
+class Block(NamedTuple):
+    """Complete lines kept together as the bytes read: for decoders that work on many lines at once."""
+
+    offset: int  # file offset of data[0]
+    data: bytes  # whole lines, each with its newline; empty, or ends with a newline
+    limit: int  # the splitter's max_line_bytes, which `lines` applies
+    line_count: int  # how many lines `data` holds
+
+    def lines(self, start: int = 0, stop: int | None = None) -> list[Line]:
+        """The lines of data[start:stop] (`start`, `stop` at line boundaries), as `LineSplitter.feed` gives them."""
+        data = self.data[start:stop]
+        return split_lines(self.offset + start, data.split(b"\n")[:-1], self.limit)
+
+
+def split_lines(pos: int, parts: list[bytes], limit: int) -> list[Line]:
+    """`parts` (lines without newlines, the first starting at file offset `pos`) as Lines, cut at `limit`."""
+    out: list[Line] = []
+    append = out.append
+    for part in parts:
+        end = pos + len(part) + 1
+        if len(part) > limit:
+            append(Line(pos, end, part[:limit], True))
+        else:
+            append(_new(Line, (pos, end, part, False)))
+        pos = end
+    return out
+
+
 class LineSplitter:
     """Splits a byte stream into lines; offsets are file offsets starting at `offset`."""
 
@@ -55,18 +83,31 @@ class LineSplitter:
             parts = parts[1:]
             self._tail = b""
             self._dropped = 0
-        append = out.append
-        for part in parts:
-            end = pos + len(part) + 1
-            if len(part) > limit:
-                append(Line(pos, end, part[:limit], True))
-            else:
-                append(_new(Line, (pos, end, part, False)))
-            pos = end
-        self.offset = pos
+        out += split_lines(pos, parts, limit)
+        self.offset = out[-1].end if out else pos
         if rest:
             self._keep(rest)
         return out
+
+    def feed_block(self, chunk: bytes) -> tuple[list[Line], Block]:
+        """Like `feed`, but the lines after the one that ends the buffered tail come as one `Block`.
+
+        The block's lines are not cut at max_line_bytes: whoever splits them does (`Block.lines`)."""
+        last = chunk.rfind(b"\n")
+        if last < 0:
+            if chunk:
+                self._keep(chunk)
+            return [], Block(self.offset, b"", self._limit, 0)
+        start = 0
+        first: list[Line] = []
+        if self._tail or self._dropped:
+            start = chunk.index(b"\n") + 1
+            first = self.feed(chunk[:start])
+        block = Block(self.offset, chunk[start : last + 1], self._limit, chunk.count(b"\n", start))
+        self.offset += len(block.data)
+        if last + 1 < len(chunk):
+            self._keep(chunk[last + 1 :])
+        return first, block
 
     def _keep(self, rest: bytes) -> None:
         if self._dropped:

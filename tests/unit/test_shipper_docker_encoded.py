@@ -7,12 +7,16 @@ those of the general path (`encoded=False`), which decodes every line and encode
 
 from __future__ import annotations
 
+import itertools
 import json
+from unittest import mock
 
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from shipper import docker_runs
+from shipper.docker_runs import DockerRun
 from shipper.event import EventBuilder
 from shipper.formats import AutoDecoder, DockerDecoder, Record, message_text
 from shipper.identity import FileIdentity
@@ -194,3 +198,114 @@ def test_consumers_of_the_text_see_text() -> None:
     joiner = MultilineJoiner(r"^a", 10, 5.0, 1 << 20)
     assert joiner.push([rec, rec._replace(offset=10, message=b"  at x")], 0.0) == []
     assert [r.message for r in joiner.flush()] == ['a "b" \x01\n  at x']
+
+
+def block_events(data: bytes, max_bytes: int, line_limit: int, cuts: list[int]) -> tuple[list[bytes], list[int], int]:
+    """The harvester's way for container logs: chunks cut at `cuts`, a block of lines at a time.
+    Returns the events, their resume offsets, and how many of them came from runs."""
+    splitter = LineSplitter(0, line_limit)
+    decoder = AutoDecoder(max_bytes, encoded=True)
+    builder = EventBuilder(
+        path="/var/log/containers/web-1_shop_nginx-" + "a" * 64 + ".log",
+        identity=FileIdentity(1, 2, data[:1024], "node-1"),
+        host_name="node-1",
+        tags=["containers"],
+        fields={},
+        input_type="containers",
+        sidecar=False,
+    )
+    builder.set_runtime("docker")
+    events: list[bytes] = []
+    resumes: list[int] = []
+    from_runs = 0
+    bounds = [0, *sorted(cuts), len(data)]
+    for start, stop in itertools.pairwise(bounds):
+        first, block = splitter.feed_block(data[start:stop])
+        for item in decoder.decode_block(first, block):
+            if isinstance(item, DockerRun):
+                events += builder.build_run(item)
+                resumes += item.offsets[1:]
+                from_runs += len(item.texts)
+            else:
+                events += builder.build_all(item, READ_TIME)
+                resumes += [r.resume for r in item]
+    rest = decoder.decode(splitter.flush()) + decoder.flush()
+    events += builder.build_all(rest, READ_TIME)
+    resumes += [r.resume for r in rest]
+    return events, resumes, from_runs
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    lines=st.lists(docker_lines(), min_size=1, max_size=12),
+    max_bytes=st.one_of(st.just(1 << 20), st.integers(min_value=4, max_value=400)),
+    line_limit=st.one_of(st.just(1 << 20), st.sampled_from([40, 90, 200])),
+    cuts=st.lists(st.integers(min_value=0, max_value=4000), max_size=4),
+    partial_last=st.booleans(),
+    # 0: a block with a line that is not plain is halved down to single lines, and lines with escapes are
+    # cut out however many there are, so runs and lines mix
+    smallest=st.sampled_from([0, docker_runs._SMALLEST]),
+)
+def test_runs_of_lines_give_the_events_and_checkpoints_of_the_general_path(
+    lines: list[bytes], max_bytes: int, line_limit: int, cuts: list[int], partial_last: bool, smallest: int
+) -> None:
+    data = b'{"log":"start\\n","stream":"stdout","time":"' + T.encode() + b'"}\n' + b"".join(lines)
+    if partial_last:  # the last line has no newline yet: it is flushed as the file ends
+        data = data[:-1]
+    cuts = [c for c in cuts if c <= len(data)]
+    slow_records, slow = events(data, max_bytes, line_limit, encoded=False)
+    with (
+        mock.patch.object(docker_runs, "_SMALLEST", smallest),
+        mock.patch.object(docker_runs, "_MOSTLY_ESCAPED", docker_runs._MOSTLY_ESCAPED if smallest else 2.0),
+    ):
+        fast, resumes, _ = block_events(data, max_bytes, line_limit, cuts)
+    assert fast == slow
+    assert resumes == [r.resume for r in slow_records]
+
+
+def test_plain_lines_come_in_runs_and_every_other_line_is_decoded_alone() -> None:
+    plain = [driver_line(b"a"), driver_line("ünï €".encode(), b"stderr"), driver_line(b"x" * 200), driver_line(b"")]
+    many = b"".join(plain) * 60  # 240 lines, 20 KiB: blocks with an odd line are halved to find the plain ones
+    all_plain, _, from_runs = block_events(many, 1000, 1 << 20, [])
+    assert from_runs == 240
+    assert all_plain == events(many, 1000, 1 << 20, encoded=False)[1]
+    late_z = b'{"log":"a\\n","stream":"stdout","time":"' + T.encode()[:-1] + b'"}\n'
+    early_z = b'{"log":"b\\n","stream":"stdout","time":"Z' + T.encode() + b'"}\n'
+    odd = [
+        driver_line(b'say \\"hi\\"'),  # an escape: canonical, but not plain
+        driver_line(b"\\u003c"),  # Go's HTML escaping
+        driver_line(b"line\\r"),  # `\r\n` ending
+        driver_line(b"bad \xff"),  # invalid UTF-8
+        driver_line(b"x" * 300),  # too long for max_event_bytes 1000
+        driver_line(b"raw\ttab"),  # a control byte: not JSON
+        driver_line(b'raw " quote'),
+        driver_line(b"out", b"stdin"),
+        b'{"log":"piece","stream":"stdout","time":"' + T.encode() + b'"}\n',  # waits for its last piece
+        late_z + early_z,  # the times' bytes add up, but each time is wrong
+        b'{"log":"a\\n","stream":"stdout","time":"' + T.encode() + b'","x":1}\n',
+        b"not json\n",
+        b"\n",
+    ]
+    for line in odd:
+        data = many + line + many
+        slow = events(data, 1000, 1 << 20, encoded=False)[1]
+        for cuts in ([], [len(many) + 5], list(range(0, len(data), 1000))):
+            fast, _, from_runs = block_events(data, 1000, 1 << 20, cuts)
+            assert fast == slow
+            # most plain lines still come in runs
+            assert 240 <= from_runs <= 480
+
+
+def test_lines_with_escapes_are_cut_out_of_a_block_and_a_block_of_them_is_left_whole() -> None:
+    plain = driver_line(b"GET /health 200")
+    escaped = driver_line(b'{\\"level\\":\\"info\\"}')
+    # one line in ten has escapes: every plain line still comes in a run
+    data = (plain * 9 + escaped) * 200
+    items = list(docker_runs.split_runs(data, 0, len(data), 5000, 1000))
+    assert sum(len(i.texts) for i in items if isinstance(i, DockerRun)) == 1800
+    assert all(data[a:b] == escaped for a, b in (i for i in items if not isinstance(i, DockerRun)))
+    runs = [i for i in items if isinstance(i, DockerRun)]
+    assert runs[0].offsets[:3] == [5000, 5000 + len(plain), 5000 + 2 * len(plain)]
+    # every line has escapes (JSON application logs): one stretch for the per-line decoder, found early
+    data = escaped * 2000
+    assert list(docker_runs.split_runs(data, 0, len(data), 0, 1000)) == [(0, len(data))]

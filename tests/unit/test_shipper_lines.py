@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -72,3 +74,29 @@ def test_any_chunking_gives_the_same_lines(data: bytes, cuts: list[int], limit: 
     tail = s.flush()
     if s.offset != end:
         assert tail[0].offset == end and tail[0].end == start + len(data)
+
+
+@settings(max_examples=300)
+@given(
+    data=st.binary(max_size=300).map(lambda b: b.replace(b"\x00", b"\n")),
+    cuts=st.lists(st.integers(0, 300), max_size=20),
+    limit=st.integers(1, 40),
+    start=st.integers(0, 10**9),
+)
+def test_blocks_hold_the_same_lines(data: bytes, cuts: list[int], limit: int, start: int) -> None:
+    cuts = [c for c in cuts if c <= len(data)]
+    s = LineSplitter(start, limit)
+    got: list[Line] = []
+    for a, b in itertools.pairwise([0, *sorted(cuts), len(data)]):
+        first, block = s.feed_block(data[a:b])
+        assert block.offset == (first[-1].end if first else block.offset)
+        assert block.data == b"" or block.data.endswith(b"\n")
+        assert block.line_count == block.data.count(b"\n")
+        got += first + block.lines()
+        if block.data:  # any line boundary splits a block's lines the same way
+            mid = block.data.find(b"\n") + 1
+            assert block.lines(0, mid) + block.lines(mid) == block.lines()
+    want, end = reference(data, limit, start)
+    assert got == want
+    assert s.offset == end
+    assert s.pending_bytes == len(data) - (end - start)
