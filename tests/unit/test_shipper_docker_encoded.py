@@ -116,10 +116,8 @@ def docker_lines(draw: st.DrawFn) -> bytes:
     return line + b"\n"
 
 
-def events(data: bytes, max_bytes: int, line_limit: int, encoded: bool) -> tuple[list[Record], list[bytes]]:
-    splitter = LineSplitter(0, line_limit)
-    decoder = AutoDecoder(max_bytes, encoded)
-    records = decoder.decode(splitter.feed(data) + splitter.flush()) + decoder.flush()
+def docker_builder(data: bytes) -> EventBuilder:
+    """The event builder of a Docker container log whose first bytes are `data`'s."""
     builder = EventBuilder(
         path="/var/log/containers/web-1_shop_nginx-" + "a" * 64 + ".log",
         identity=FileIdentity(1, 2, data[:1024], "node-1"),
@@ -130,6 +128,14 @@ def events(data: bytes, max_bytes: int, line_limit: int, encoded: bool) -> tuple
         sidecar=False,
     )
     builder.set_runtime("docker")
+    return builder
+
+
+def events(data: bytes, max_bytes: int, line_limit: int, encoded: bool) -> tuple[list[Record], list[bytes]]:
+    splitter = LineSplitter(0, line_limit)
+    decoder = AutoDecoder(max_bytes, encoded)
+    records = decoder.decode(splitter.feed(data) + splitter.flush()) + decoder.flush()
+    builder = docker_builder(data)
     return records, builder.build_all(records, READ_TIME)
 
 
@@ -205,16 +211,7 @@ def block_events(data: bytes, max_bytes: int, line_limit: int, cuts: list[int]) 
     Returns the events, their resume offsets, and how many of them came from runs."""
     splitter = LineSplitter(0, line_limit)
     decoder = AutoDecoder(max_bytes, encoded=True)
-    builder = EventBuilder(
-        path="/var/log/containers/web-1_shop_nginx-" + "a" * 64 + ".log",
-        identity=FileIdentity(1, 2, data[:1024], "node-1"),
-        host_name="node-1",
-        tags=["containers"],
-        fields={},
-        input_type="containers",
-        sidecar=False,
-    )
-    builder.set_runtime("docker")
+    builder = docker_builder(data)
     events: list[bytes] = []
     resumes: list[int] = []
     from_runs = 0

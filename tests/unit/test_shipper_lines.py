@@ -57,13 +57,17 @@ def test_flush_returns_tail_as_last_line() -> None:
     assert s.offset == 6
 
 
-@settings(max_examples=300)
-@given(
+# bytes with many newlines, cut anywhere, split at any line limit from any file offset
+chunked_lines = given(
     data=st.binary(max_size=300).map(lambda b: b.replace(b"\x00", b"\n")),
     cuts=st.lists(st.integers(0, 300), max_size=20),
     limit=st.integers(1, 40),
     start=st.integers(0, 10**9),
 )
+
+
+@settings(max_examples=300)
+@chunked_lines
 def test_any_chunking_gives_the_same_lines(data: bytes, cuts: list[int], limit: int, start: int) -> None:
     cuts = [c for c in cuts if c <= len(data)]
     got, s = split_all(data, cuts, limit, start)
@@ -77,12 +81,7 @@ def test_any_chunking_gives_the_same_lines(data: bytes, cuts: list[int], limit: 
 
 
 @settings(max_examples=300)
-@given(
-    data=st.binary(max_size=300).map(lambda b: b.replace(b"\x00", b"\n")),
-    cuts=st.lists(st.integers(0, 300), max_size=20),
-    limit=st.integers(1, 40),
-    start=st.integers(0, 10**9),
-)
+@chunked_lines
 def test_blocks_hold_the_same_lines(data: bytes, cuts: list[int], limit: int, start: int) -> None:
     cuts = [c for c in cuts if c <= len(data)]
     s = LineSplitter(start, limit)
