@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.node import BenchNode
+from benchmarks.peers import fluentbit
 from benchmarks.procs import Measured, free_port, spawn_logship, wait_port
 from benchmarks.profiles import Profile
 
@@ -133,6 +134,30 @@ def start_shipper(
     """`overrides`: top-level keys of the `shipper:` section replaced (e.g. `max_open_files`)."""
     cfg = shipper_config(ctx.profile, glob, output_port, workdir, compression) | (overrides or {})
     return spawn_logship("shipper", cfg, workdir, name, ctx.profile_dir, cpu=cpu)
+
+
+def start_into_opensearch(
+    ctx: Context, agent: str, glob: str, workdir: Path, **fluentbit_options: Any
+) -> tuple[Measured, Measured | None]:
+    """`agent` ("logship": shipper + aggregator, or "fluentbit" with its `opensearch` output, `Flush` =
+    the aggregator's bulk delay) reading `glob` into the benchmark node: (shipper, aggregator or None)."""
+    assert ctx.node is not None
+    if agent != "logship":
+        proc, _ = fluentbit.start(
+            ctx, glob, workdir, opensearch_url=ctx.node.url, flush=ctx.profile.bulk_max_delay, **fluentbit_options
+        )
+        return proc, None
+    agg, port = start_aggregator(ctx, ctx.node.url, workdir)
+    try:
+        return start_shipper(ctx, glob, port, workdir), agg
+    except BaseException:
+        agg.stop()
+        raise
+
+
+def index_pattern(agent: str) -> str:
+    """Where `start_into_opensearch`'s agent writes: logship's daily indices, or Fluent Bit's own."""
+    return "logstash-logs-*" if agent == "logship" else fluentbit.INDEX
 
 
 def shipping_settings(profile: Profile) -> dict[str, Any]:

@@ -16,13 +16,11 @@ import json
 import time
 from typing import Any
 
-from benchmarks.cases.common import Context, mib, shipping_settings, start_aggregator, start_shipper
+from benchmarks.cases.common import Context, index_pattern, mib, shipping_settings, start_into_opensearch
 from benchmarks.loader import LatencyPoller, percentiles
-from benchmarks.peers import fluentbit
 from benchmarks.procs import Measured
 from benchmarks.workload import ProbeWriter, start_live_load
 
-PATTERN = "logstash-logs-*"
 WARMUP = 2.0
 
 
@@ -48,16 +46,12 @@ def run_rate(ctx: Context, rate: int, agent: str = "logship") -> dict[str, Any]:
     work = ctx.dir(f"d-{agent}-{rate}")
     root = work / "node"
     glob = str(root / "var/log/containers/*.log")
-    pattern = PATTERN if agent == "logship" else fluentbit.INDEX
+    pattern = index_pattern(agent)
     node.delete(pattern)
     writer = ProbeWriter(root)
     shipper = agg = load = None
     try:
-        if agent == "logship":
-            agg, port = start_aggregator(ctx, node.url, work)
-            shipper = start_shipper(ctx, glob, port, work)
-        else:
-            shipper, _ = fluentbit.start(ctx, glob, work, opensearch_url=node.url, flush=p.bulk_max_delay)
+        shipper, agg = start_into_opensearch(ctx, agent, glob, work)
         measured = [m for m in (shipper, agg) if m is not None]
         load = start_live_load(root, rate, p.d_seconds + WARMUP, p.d_files, p.line_bytes, work)
         time.sleep(WARMUP)

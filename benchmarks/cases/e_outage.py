@@ -15,12 +15,10 @@ import json
 import time
 from typing import Any
 
-from benchmarks.cases.common import Context, Throttle, mib, shipping_settings, start_aggregator, start_shipper
-from benchmarks.peers import fluentbit
+from benchmarks.cases.common import Context, Throttle, index_pattern, mib, shipping_settings, start_into_opensearch
 from benchmarks.procs import Measured
 from benchmarks.workload import start_live_load
 
-PATTERN = "logstash-logs-*"
 FLUENTBIT_MEM_BUF_LIMIT = "5MB"  # fluent/helm-charts' default for the tail input
 
 
@@ -32,7 +30,7 @@ def run_agent(ctx: Context, agent: str = "logship") -> dict[str, Any]:
     root = work / "node"
     root.mkdir(parents=True, exist_ok=True)
     glob = str(root / "var/log/containers/*.log")
-    pattern = PATTERN if agent == "logship" else fluentbit.INDEX
+    pattern = index_pattern(agent)
     node.delete(pattern)
     shipper: Measured | None = None
     agg: Measured | None = None
@@ -40,13 +38,7 @@ def run_agent(ctx: Context, agent: str = "logship") -> dict[str, Any]:
     paused = False
     progress = Throttle(ctx, "e", 5.0)
     try:
-        if agent == "logship":
-            agg, port = start_aggregator(ctx, node.url, work)
-            shipper = start_shipper(ctx, glob, port, work)
-        else:
-            shipper, _ = fluentbit.start(
-                ctx, glob, work, opensearch_url=node.url, flush=p.bulk_max_delay, mem_buf_limit=FLUENTBIT_MEM_BUF_LIMIT
-            )
+        shipper, agg = start_into_opensearch(ctx, agent, glob, work, mem_buf_limit=FLUENTBIT_MEM_BUF_LIMIT)
         load = start_live_load(root, p.e_rate, p.e_warmup + p.e_outage, p.e_files, p.line_bytes, work)
         t0 = time.monotonic()
         time.sleep(p.e_warmup)
