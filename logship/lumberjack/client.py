@@ -161,7 +161,8 @@ class LumberjackClient:
         return [w.endpoint for w in self._workers if w.endpoint is not None and not w.retired]
 
     def encode(self, events: Sequence[bytes]) -> EncodedWindow:
-        """`events` as this client writes them, for a caller that keeps the window only this way until its ack."""
+        """`events` as this client writes them (`send` of a list); a caller filling a window batch by batch
+        uses `new_window` instead."""
         return EncodedWindow(encode_window(events, self.compression_level), len(events))
 
     def new_window(self) -> WindowWriter:
