@@ -197,7 +197,7 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         if lg.get("avg_docs_per_bulk") and ce.get("avg_docs_per_bulk"):
             # average requests in flight = total time spent in requests / wall time
             lg_busy = lg["bulk_requests"] * lg["avg_bulk_latency_s"] / lg["seconds"]
-            ce_busy = ce["bulk_requests"] * ce["avg_bulk_latency_s"] / ce["seconds"]
+            ce_busy = ce["bulk_requests"] * ce["avg_bulk_latency_s"] / ce.get("acked_seconds", ce["seconds"])
             lines.append(
                 f"  bulks: logship {lg['bulk_requests']:.0f} requests of {lg['avg_docs_per_bulk']:,.0f} docs on "
                 f"average, {lg['avg_bulk_latency_s']:.2f} s each, {lg_busy:.2f} in flight on average; ceiling "

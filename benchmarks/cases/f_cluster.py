@@ -5,7 +5,7 @@ cluster's own ceiling measured in the same run.
 2. A 3-node cluster (benchmarks.cluster) with logship's template at 1 replica, warmed up.
 3. The ceiling: the recorded documents as the aggregator's own `_bulk` bodies, sent round-robin to
    the three nodes with `bulk_concurrency` requests in flight per node (what 3 aggregators keep in
-   flight), by the minimal loader (benchmarks.loader).
+   flight), by the minimal loader (benchmarks.loader), watched by the same `_count` poll as logship.
 4. logship with N aggregators (each listing all three nodes) and one shipper load balancing over
    them (`loadbalance: true`, `max_pending_windows` times N windows in flight), for N in
    `f_aggregators`; docs/s from `_count` every 250 ms, and the events each aggregator indexed (its
@@ -20,7 +20,7 @@ import asyncio
 import time
 from typing import Any
 
-from benchmarks.cases.c_pipeline import STALL_S, ceiling_bodies, watch_count
+from benchmarks.cases.c_pipeline import STALL_S, ceiling_bodies, watch_count, watched_load
 from benchmarks.cases.common import Context, aggregator_config, mib, scrape, shipper_config, shipping_settings
 from benchmarks.cluster import BenchCluster
 from benchmarks.loader import ceiling, steady_rate
@@ -142,7 +142,9 @@ def run(ctx: Context) -> dict[str, Any]:
             cluster.delete(PATTERN)
         ctx.say("f", f"ceiling: {docs:,} docs in {len(bodies)} bodies, {p.bulk_concurrency} in flight per node")
         cpu0 = cluster.cpu_seconds()
-        ceil = asyncio.run(ceiling_over(cluster.urls, bodies, p.bulk_concurrency))
+        ceil = watched_load(
+            ctx, cluster, PATTERN, docs, "ceiling", lambda: ceiling_over(cluster.urls, bodies, p.bulk_concurrency)
+        )
         ceil["cluster_cpu_s"] = round(cluster.cpu_seconds() - cpu0, 2)
         ceil["docs_indexed"] = cluster.count(PATTERN, refresh=True)
         cluster.delete(PATTERN)

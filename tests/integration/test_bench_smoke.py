@@ -73,6 +73,9 @@ def test_smoke_run_writes_results_and_plots(tmp_path: Path) -> None:
     assert c["ceiling"]["requests_with_errors"] == 0
     assert _positive(c["logship"]["steady_docs_per_s"]) and _positive(c["ceiling"]["steady_docs_per_s"])
     assert _positive(c["ratio_to_ceiling"])
+    # the ceiling is clocked by the same _count watch as the agents, its own request clock kept beside
+    assert c["ceiling"]["timeline"][-1][1] == c["ceiling"]["docs"]
+    assert _positive(c["ceiling"]["acked_steady_docs_per_s"])
     for peer in c["peers"]:
         assert "error" not in peer, peer
         if peer["agent"] in ("filebeat", "filebeat9"):  # through logship's aggregator: every line
