@@ -24,8 +24,8 @@ from benchmarks.codec import RESULTS, make_events
 from benchmarks.conditions import machine
 from logship.lumberjack.codec import encode_window, isal_level
 from shipper.event import EventBuilder
-from shipper.formats import Record
 from shipper.identity import FileIdentity
+from shipper.records import Record
 
 CODECS: list[tuple[str, int, Callable[[bytes, int], bytes]]] = [
     *(("zlib", level, zlib.compress) for level in (1, 3, 6)),

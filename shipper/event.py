@@ -26,8 +26,8 @@ import orjson
 
 from logship import __version__
 from shipper.docker_runs import DockerRun
-from shipper.formats import Record, parse_timestamp
 from shipper.identity import FINGERPRINT_BYTES, FileIdentity
+from shipper.records import Record, parse_timestamp
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,11 @@ from typing import Any, Protocol
 
 from shipper.docker_runs import DockerRun
 from shipper.event import EventBuilder, TimestampExtractor, utc_now_ms
-from shipper.formats import AutoDecoder, Decoder, PlainDecoder, Record, message_text
+from shipper.formats import AutoDecoder, PlainDecoder
 from shipper.identity import FINGERPRINT_BYTES, FileIdentity
 from shipper.lines import LineSplitter
 from shipper.multiline import MultilineJoiner
+from shipper.records import Decoder, Record, message_text
 from shipper.sources import ByteSource, PlainSource
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from shipper.formats import MULTILINE, TRUNCATED, Record, clip, message_text
+from shipper.records import MULTILINE, TRUNCATED, Record, clip, message_text
 
 
 class _Group:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shipper.formats import AutoDecoder, PlainDecoder, Record, message_text
+from shipper.formats import AutoDecoder, PlainDecoder
 from shipper.lines import Line, LineSplitter
+from shipper.records import Record, message_text
 
 MAX_EVENT = 256
 

@@ -16,8 +16,8 @@ from aggregator.routing import Router
 from aggregator.splice import Spliced, decode_window, splice
 from logship.lumberjack.server import MALFORMED_FLAG, decode_events
 from shipper.event import EventBuilder
-from shipper.formats import Record
 from shipper.identity import FileIdentity
+from shipper.records import Record
 
 RECEIVED = datetime(2026, 3, 4, 5, 6, 7, 890000, tzinfo=UTC)
 ROUTES = [("containers", "logstash-logs-containers-%{+YYYY.MM.dd}"), ("app", "logstash-logs-app-%{+YYYY.MM.dd}")]

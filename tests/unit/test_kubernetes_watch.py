@@ -17,13 +17,13 @@ from hypothesis import strategies as st
 
 from logship.backoff import Backoff
 from shipper.event import EventBuilder
-from shipper.formats import Record
 from shipper.harvester import Source
 from shipper.identity import FileIdentity
 from shipper.kubernetes.cache import MetadataCache
 from shipper.kubernetes.config import KubernetesConfig
 from shipper.kubernetes.provider import MetadataProvider
 from shipper.kubernetes.watch import ApiError, ListWatch, Obj
+from shipper.records import Record
 
 CID = "a" * 64
 PATH = f"/var/log/containers/web-1_shop_app-{CID}.log"

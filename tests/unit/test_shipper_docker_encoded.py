@@ -16,12 +16,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shipper import docker_runs
+from shipper.docker_json import DockerDecoder
 from shipper.docker_runs import DockerRun
 from shipper.event import EventBuilder
-from shipper.formats import AutoDecoder, DockerDecoder, Record, message_text
+from shipper.formats import AutoDecoder
 from shipper.identity import FileIdentity
 from shipper.lines import LineSplitter
 from shipper.multiline import MultilineJoiner
+from shipper.records import Record, message_text
 
 T = "2026-01-01T12:00:00.123456789Z"
 T2 = b"2026-01-01T12:00:00.987654321Z"

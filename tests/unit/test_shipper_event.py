@@ -12,8 +12,8 @@ import pytest
 from logship import __version__
 from shipper import event as event_module
 from shipper.event import EventBuilder, TimestampExtractor, current_agent, kubernetes_from_path, load_agent
-from shipper.formats import Record
 from shipper.identity import FileIdentity
+from shipper.records import Record
 
 CID = "a" * 64
 PATH = f"/var/log/containers/web-7d4b9_shop_nginx-{CID}.log"

@@ -6,17 +6,10 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shipper.formats import (
-    AutoDecoder,
-    CRIDecoder,
-    DockerDecoder,
-    PlainDecoder,
-    Record,
-    detect,
-    parse_timestamp,
-    rfc3339_to_ms,
-)
+from shipper.docker_json import DockerDecoder
+from shipper.formats import AutoDecoder, CRIDecoder, PlainDecoder, detect
 from shipper.lines import LineSplitter
+from shipper.records import Record, parse_timestamp, rfc3339_to_ms
 
 T = "2026-01-01T12:00:00.123456789Z"
 

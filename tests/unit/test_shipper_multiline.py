@@ -5,9 +5,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shipper.formats import PlainDecoder, Record
+from shipper.formats import PlainDecoder
 from shipper.lines import LineSplitter
 from shipper.multiline import MultilineJoiner
+from shipper.records import Record
 
 START = r"^\d{4}-\d{2}-\d{2}[ T]"
 
