@@ -46,3 +46,27 @@ def test_matches_detects_inode_reuse() -> None:
 def test_event_ids_in_bulk_are_the_event_ids(head: bytes, offsets: list[int]) -> None:
     ident = FileIdentity(1, 2, head, "node")
     assert ident.event_ids(offsets) == [ident.event_id(o).encode() for o in offsets]
+
+
+@given(
+    head=st.binary(min_size=FINGERPRINT_BYTES, max_size=FINGERPRINT_BYTES),
+    offsets=st.lists(st.integers(FINGERPRINT_BYTES - 1, (1 << 48) - 1), min_size=2, max_size=20),
+)
+def test_ids_of_one_file_share_a_prefix_and_sort_by_offset(head: bytes, offsets: list[int]) -> None:
+    # what makes OpenSearch's `_id` lookup cheap: one prefix per file, then the offset in order
+    ident = FileIdentity(1, 2, head, "node")
+    ids = ident.event_ids(offsets)
+    assert len({i[:20] for i in ids}) == 1
+    assert sorted(ids) == [i for _, i in sorted(zip(offsets, ids, strict=True))]
+    assert all(len(i) == 32 and i.isalnum() for i in ids)  # the aggregator splices ids of letters and digits
+    other = FileIdentity(1, 3, head, "node").event_ids(offsets)
+    assert {i[:20] for i in other}.isdisjoint(i[:20] for i in ids)
+
+
+def test_a_truncated_file_gets_new_ids() -> None:
+    ident = FileIdentity(1, 2, b"a" * FINGERPRINT_BYTES, "node")
+    before = ident.event_id(5000)
+    ident.reset(b"b" * 10)
+    ident.extend(10, b"b" * 6000)
+    assert ident.event_id(5000) != before
+    assert ident.event_id(5000) == FileIdentity(1, 2, b"b" * FINGERPRINT_BYTES, "node").event_id(5000)
