@@ -46,7 +46,7 @@ class FileIdentity:
         self.head = head[:FINGERPRINT_BYTES]
         self._host = host.encode("utf-8")
         self._full_format: bytes | None = None  # `prefix%012x` once the head is complete
-        self._update_seed()
+        self._update_format()
 
     @property
     def key(self) -> str:
@@ -66,16 +66,16 @@ class FileIdentity:
         n = len(self.head)
         if n < FINGERPRINT_BYTES and offset <= n < offset + len(data):
             self.head += data[n - offset : FINGERPRINT_BYTES - offset]
-            self._update_seed()
+            self._update_format()
 
     def reset(self, head: bytes) -> None:
         """The file was truncated (copytruncate): its content, hence its ids, start anew."""
         self.head = head[:FINGERPRINT_BYTES]
-        self._update_seed()
+        self._update_format()
 
-    def _update_seed(self) -> None:
+    def _update_format(self) -> None:
         if len(self.head) >= FINGERPRINT_BYTES:
-            self._full_format = _prefix(self._seed(self.head)) + _OFFSET_DIGITS
+            self._full_format = _id_format(self._seed(self.head))
         else:
             self._full_format = None
 
@@ -93,7 +93,7 @@ class FileIdentity:
             # would drop it as a duplicate. The whole first line is read before its event exists.
             nl = self.head.find(b"\n")
             n = nl + 1 if nl >= 0 else len(self.head)
-        return ((_prefix(self._seed(self.head[:n])) + _OFFSET_DIGITS) % offset).decode()
+        return (_id_format(self._seed(self.head[:n])) % offset).decode()
 
     def event_ids(self, offsets: Sequence[int]) -> list[bytes]:
         """`event_id` of each offset, as ASCII bytes: the event builder's hot path."""
@@ -103,5 +103,6 @@ class FileIdentity:
         return list(map(fmt.__mod__, offsets))  # no Python code runs per id
 
 
-def _prefix(seed: bytes) -> bytes:
-    return xxhash.xxh3_128_hexdigest(seed)[:_PREFIX_DIGITS].encode()
+def _id_format(seed: bytes) -> bytes:
+    """`<prefix>%012x`: the ids of the identity `seed`, given an offset by `%`."""
+    return xxhash.xxh3_128_hexdigest(seed)[:_PREFIX_DIGITS].encode() + _OFFSET_DIGITS
