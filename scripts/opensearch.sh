@@ -113,6 +113,11 @@ java_major() {
 fetch() {
   [[ -x "$DIST/bin/opensearch" ]] && return 0
   mkdir -p "$CACHE/dl"
+  # the nodes of a cluster start in parallel: one downloads and unpacks, the others wait for it
+  local lock="$CACHE/dl/opensearch-$OPENSEARCH_VERSION.lock"
+  exec {lockfd}>"$lock"
+  flock "$lockfd" || die "cannot lock $lock"
+  if [[ -x "$DIST/bin/opensearch" ]]; then exec {lockfd}>&-; return 0; fi
   local zip="$CACHE/dl/opensearch-$OPENSEARCH_VERSION.zip"
   local url="$MAVEN_BASE/org/opensearch/distribution/integ-test-zip/opensearch/$OPENSEARCH_VERSION/opensearch-$OPENSEARCH_VERSION.zip"
   if [[ ! -s "$zip" ]]; then
@@ -139,6 +144,7 @@ fetch() {
   rm -rf "$DIST"
   mv "$tmp/opensearch-$OPENSEARCH_VERSION" "$DIST"
   rmdir "$tmp"
+  exec {lockfd}>&-
 }
 
 ensure_user() {

@@ -111,14 +111,18 @@ class Cluster:
         rows = http(f"{self.urls[0]}/_cat/cluster_manager?format=json")
         return str(rows[0]["node"])
 
-    def wait_health(self, status: str, nodes: int, timeout: float = 180.0, url: str | None = None) -> dict[str, Any]:
+    def wait_health(
+        self, status: str, nodes: int, timeout: float = 180.0, url: str | None = None, index: str = ""
+    ) -> dict[str, Any]:
+        """Wait for the cluster (or only `index`, a pattern) to reach `status` with `nodes` nodes."""
         deadline = time.monotonic() + timeout
         last: Any = None
         while time.monotonic() < deadline:
             for u in [url] if url else self.urls:
                 try:
                     last = http(
-                        f"{u}/_cluster/health?wait_for_status={status}&wait_for_nodes={nodes}&timeout=5s", timeout=15
+                        f"{u}/_cluster/health/{index}?wait_for_status={status}&wait_for_nodes={nodes}&timeout=5s",
+                        timeout=15,
                     )
                 except OSError as exc:
                     last = repr(exc)
@@ -176,6 +180,20 @@ class ClusterRig(Rig):
         for k, v in over.items():
             base[k] = {**base[k], **v} if isinstance(v, dict) and isinstance(base.get(k), dict) else v
         return super().aggregator_config(**base)
+
+    def diagnostics(self) -> str:
+        """The processes' logs and metrics, and what each node says of the cluster and its shards."""
+        out = [super().diagnostics()]
+        for url in self.cluster.urls:
+            try:
+                health = http(f"{url}/_cluster/health", timeout=5)
+                shards = http(
+                    f"{url}/_cat/shards/{self.prefix}*?format=json&h=index,shard,prirep,state,node", timeout=5
+                )
+                out.append(f"--- {url}: {health}\n{shards}")
+            except OSError as exc:
+                out.append(f"--- {url}: {exc!r}")
+        return "\n".join(out)
 
     def request(self, path: str, method: str = "GET", body: Any = None) -> Any:
         # the node a fault hits may be dead or paused: ask the others (short timeout, then the next)

@@ -78,7 +78,10 @@ def test_a_node_killed_mid_stream_and_restarted(cluster_rig: ClusterRig, opensea
     rig.start_aggregator()
     rig.start_shipper()
     rig.generate(duration=RUN_S + OUTAGE_S + 10, seed=71)
-    wait_for(lambda: rig.count() > 200, 60, "documents before the kill")
+    wait_for(lambda: rig.count() > 200, 60, "documents before the kill", detail=rig.diagnostics)
+    # every primary has a started replica to promote: a replica still recovering from the victim would
+    # leave its index red (no copy at all) until the victim is back, which is not this fault
+    cluster.wait_health("green", nodes=3, index=rig.prefix + "*")
     assert set(nodes_up(rig).values()) == {1.0} and len(nodes_up(rig)) == 3
     primaries = primaries_by_node(cluster, rig.prefix, cluster.urls[0])
     victim = max(primaries, key=lambda n: primaries[n])
@@ -88,9 +91,16 @@ def test_a_node_killed_mid_stream_and_restarted(cluster_rig: ClusterRig, opensea
     killed = time.monotonic()
     try:
         # the aggregator takes the node out and goes on indexing through the other two
-        wait_for(lambda: nodes_up(rig).get(cluster.url_of(victim)) == 0.0, 60, "the dead node taken out")
+        wait_for(
+            lambda: nodes_up(rig).get(cluster.url_of(victim)) == 0.0,
+            60,
+            "the dead node taken out",
+            detail=rig.diagnostics,
+        )
         before = indexed(rig)
-        wait_for(lambda: indexed(rig) > before + 100, 90, "indexing to go on without the dead node")
+        wait_for(
+            lambda: indexed(rig) > before + 100, 90, "indexing to go on without the dead node", detail=rig.diagnostics
+        )
         time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - killed)))
         # its primaries were promoted elsewhere: nothing of the test's indices is on it any more
         survivors = primaries_by_node(cluster, rig.prefix, rig.url)
@@ -98,7 +108,12 @@ def test_a_node_killed_mid_stream_and_restarted(cluster_rig: ClusterRig, opensea
     finally:
         cluster.start(victim)
     # back in the cluster, and back in the aggregator's rotation once a probe answers
-    wait_for(lambda: nodes_up(rig).get(cluster.url_of(victim)) == 1.0, 120, "the restarted node back in")
+    wait_for(
+        lambda: nodes_up(rig).get(cluster.url_of(victim)) == 1.0,
+        120,
+        "the restarted node back in",
+        detail=rig.diagnostics,
+    )
     report = every_event_once(rig)
     cluster.wait_health("green", nodes=3)
     print(
@@ -112,7 +127,7 @@ def test_the_elected_cluster_manager_paused(cluster_rig: ClusterRig, opensearch_
     rig.start_aggregator()
     rig.start_shipper()
     rig.generate(duration=RUN_S + PAUSE_S + 5, seed=72)
-    wait_for(lambda: rig.count() > 200, 60, "documents before the pause")
+    wait_for(lambda: rig.count() > 200, 60, "documents before the pause", detail=rig.diagnostics)
     manager = cluster.elected_manager()
     rig.url = cluster.live_url(avoid=manager)
     pid = cluster.pid(manager)
@@ -127,7 +142,12 @@ def test_the_elected_cluster_manager_paused(cluster_rig: ClusterRig, opensearch_
         os.kill(pid, signal.SIGCONT)
     # a paused node accepts connections and never answers: only the timeout can take it out
     assert out_during == 0.0, nodes_up(rig)
-    wait_for(lambda: nodes_up(rig).get(cluster.url_of(manager)) == 1.0, 120, "the resumed node back in")
+    wait_for(
+        lambda: nodes_up(rig).get(cluster.url_of(manager)) == 1.0,
+        120,
+        "the resumed node back in",
+        detail=rig.diagnostics,
+    )
     report = every_event_once(rig)
     cluster.wait_health("green", nodes=3)
     print(

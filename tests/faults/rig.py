@@ -246,10 +246,17 @@ def rss_mib(service: Service) -> float:
     return float(psutil.Process(service.proc.pid).memory_info().rss) / (1 << 20)
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str, poll: float = 0.2) -> None:
+def wait_for(
+    predicate: Callable[[], bool],
+    timeout: float,
+    what: str,
+    poll: float = 0.2,
+    detail: Callable[[], str] | None = None,
+) -> None:
+    """Poll `predicate` until it holds; on timeout fail with `detail()` (logs, metrics) when given."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
         time.sleep(poll)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}" + (f"\n{detail()}" if detail else ""))
