@@ -123,6 +123,35 @@ def test_derived_id_is_stable_and_distinguishes_files_and_offsets() -> None:
     assert derived_id({"message": "x"}) != derived_id({"message": "x"})  # random without an offset
 
 
+@settings(max_examples=200)
+@given(
+    offsets=st.lists(st.integers(min_value=0, max_value=(1 << 48) - 1), min_size=2, max_size=20, unique=True),
+    paths=st.lists(st.text(min_size=1, max_size=20), min_size=2, max_size=2, unique=True),
+    stamp=st.text(max_size=30),
+)
+def test_derived_ids_share_a_prefix_per_file_and_sort_by_offset(
+    offsets: list[int], paths: list[str], stamp: str
+) -> None:
+    def ev(path: str, offset: int, ts: str = stamp) -> dict[str, Any]:
+        return {"agent": {"id": "a1"}, "log": {"file": {"path": path, "inode": 9}, "offset": offset}, "@timestamp": ts}
+
+    ids = [derived_id(ev(paths[0], o)) for o in offsets]
+    assert len({i[:20] for i in ids}) == 1  # one file, one prefix
+    assert sorted(ids) == [derived_id(ev(paths[0], o)) for o in sorted(offsets)]  # ids sort like offsets
+    assert all(len(i) == 40 and i.isalnum() for i in ids)
+    other = derived_id(ev(paths[1], offsets[0]))
+    assert other[:20] != ids[0][:20]  # another file, another prefix
+    assert derived_id(ev(paths[0], offsets[0], stamp + "x")) != ids[0]  # the same offset read at another time
+    # an offset that is not an integer is still a stable id, of letters and digits
+    odd = ev(paths[0], offsets[0])
+    odd["log"]["offset"] = str(offsets[0]) + ".5"
+    assert derived_id(odd) == derived_id(odd) and derived_id(odd).isalnum()
+    # nor does a file field that is an object, or a timestamp with a lone surrogate, break it
+    odd = ev(paths[0], offsets[0], "\ud800")
+    odd["log"]["file"]["inode"] = {"n": [1]}
+    assert derived_id(odd) == derived_id(odd) and derived_id(odd).isalnum()
+
+
 def test_classify_item_results() -> None:
     t = Ticket(6)
     items = [item(t) for _ in range(6)]
