@@ -50,7 +50,7 @@ STALL_S = 20.0  # no new document for this long: the agent has delivered all it 
 
 
 def watch_count(
-    ctx: Context, node: BenchNode, pattern: str, total: int, procs: list[Measured], label: str
+    ctx: Context, node: BenchNode, pattern: str, total: int, procs: list[Measured], label: str, case: str = "c"
 ) -> tuple[list[tuple[float, int]], float, int]:
     """(timeline of (seconds since start, count), seconds to the last new document, final count).
 
@@ -58,7 +58,7 @@ def watch_count(
     a shortfall means), or at a deadline."""
     t0 = time.monotonic()
     timeline: list[tuple[float, int]] = []
-    progress = Throttle(ctx, "c")
+    progress = Throttle(ctx, case)
     deadline = t0 + max(180.0, total / 500)
     n = last_n = 0
     last_change = 0.0
@@ -79,7 +79,13 @@ def watch_count(
 
 
 def watched_load(
-    ctx: Context, node: Any, pattern: str, total: int, label: str, load: Callable[[], Awaitable[dict[str, Any]]]
+    ctx: Context,
+    node: Any,
+    pattern: str,
+    total: int,
+    label: str,
+    load: Callable[[], Awaitable[dict[str, Any]]],
+    case: str = "c",
 ) -> dict[str, Any]:
     """Run the loader `load` in a thread while this thread watches `_count` exactly as an agent's run is
     watched; the rates are the searchable ones, the loader's own (acknowledged) ones are kept beside.
@@ -99,7 +105,7 @@ def watched_load(
     loader = threading.Thread(target=send, name="ceiling-loader", daemon=True)
     loader.start()
     try:
-        timeline, seconds, n = watch_count(ctx, node, pattern, total, [], label)
+        timeline, seconds, n = watch_count(ctx, node, pattern, total, [], label, case)
     finally:
         loader.join()
     if failure:

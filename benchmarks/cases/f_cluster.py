@@ -86,7 +86,7 @@ def pipeline(ctx: Context, cluster: BenchCluster, fs: FileSet, n: int) -> dict[s
         shipper = spawn_logship("shipper", cfg, work, "shipper", ctx.profile_dir)
         try:
             procs = [shipper, *(a for a, _ in aggs)]
-            timeline, seconds, got = watch_count(ctx, cluster, PATTERN, fs.lines, procs, f"{n} aggregator(s)")
+            timeline, seconds, got = watch_count(ctx, cluster, PATTERN, fs.lines, procs, f"{n} aggregator(s)", case="f")
             if got < fs.lines:
                 raise RuntimeError(
                     f"{n} aggregator(s): {got:,} of {fs.lines:,} documents, none new for {STALL_S:.0f} s"
@@ -143,7 +143,13 @@ def run(ctx: Context) -> dict[str, Any]:
         ctx.say("f", f"ceiling: {docs:,} docs in {len(bodies)} bodies, {p.bulk_concurrency} in flight per node")
         cpu0 = cluster.cpu_seconds()
         ceil = watched_load(
-            ctx, cluster, PATTERN, docs, "ceiling", lambda: ceiling_over(cluster.urls, bodies, p.bulk_concurrency)
+            ctx,
+            cluster,
+            PATTERN,
+            docs,
+            "ceiling",
+            lambda: ceiling_over(cluster.urls, bodies, p.bulk_concurrency),
+            case="f",
         )
         ceil["cluster_cpu_s"] = round(cluster.cpu_seconds() - cpu0, 2)
         ceil["docs_indexed"] = cluster.count(PATTERN, refresh=True)
