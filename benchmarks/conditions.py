@@ -6,11 +6,29 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from typing import Any
 
+import orjson
 import psutil
+import xxhash
 
 import logship
+
+# one shipper-shaped event: the reference work below is what the shipper and aggregator do per event
+_REFERENCE_EVENT = orjson.dumps(
+    {
+        "@timestamp": "2026-12-02T12:00:00.123Z",
+        "message": "GET /api/v1/items?page=3 200 1532 0.012 " + "x" * 180,
+        "stream": "stdout",
+        "log": {"offset": 123456, "file": {"path": "/var/log/containers/web-7d9f_default_web-0123456789ab.log"}},
+        "kubernetes": {"namespace": "default", "pod": {"name": "web-7d9f"}, "container": {"name": "web"}},
+        "host": {"name": "ip-10-0-1-2"},
+        "agent": {"type": "logship", "version": "0.1.0"},
+        "tags": ["containers"],
+        "@metadata": {"_id": "0123456789abcdef0123000000012345"},
+    }
+)
 
 
 def _cpu_model() -> str:
@@ -44,6 +62,30 @@ def machine() -> dict[str, Any]:
     }
 
 
+def reference_us(ops: int = 20_000, repeats: int = 5) -> float:
+    """CPU microseconds of one fixed reference operation (decode, re-encode and hash one event), the
+    median of `repeats` rounds.
+
+    The host under these shared cores is not equally fast from hour to hour: the same aggregator run
+    has cost from 2.7 to 22.5 us of CPU per event on this machine kind. Absolute figures of two runs
+    compare only through this: a run whose reference took twice as long had a host twice as slow."""
+    loads, dumps, digest = orjson.loads, orjson.dumps, xxhash.xxh3_64_intdigest
+    event = _REFERENCE_EVENT
+    rounds = []
+    for _ in range(repeats):
+        t0 = time.process_time()
+        for _ in range(ops):
+            digest(dumps(loads(event)))
+        rounds.append((time.process_time() - t0) / ops)
+    rounds.sort()
+    return round(rounds[len(rounds) // 2] * 1e6, 3)
+
+
+def steal_seconds() -> float:
+    """CPU seconds the hypervisor has stolen from this VM since boot (0 where not reported)."""
+    return float(getattr(psutil.cpu_times(), "steal", 0.0))
+
+
 def _git_commit() -> str | None:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = _command_version(["git", "-C", root, "rev-parse", "--short", "HEAD"])
@@ -71,8 +113,6 @@ def other_load_note(own_pids: set[int]) -> dict[str, Any]:
         except psutil.Error:
             pass
     psutil.cpu_percent(None)
-    import time
-
     time.sleep(1.0)
     total = psutil.cpu_percent(None)
     for p in procs:

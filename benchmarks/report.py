@@ -123,6 +123,20 @@ def _verdict(met: bool | None) -> str:
     return "met" if met else ("short" if met is False else "not measured")
 
 
+def host_lines(cases: dict[str, Any]) -> list[str]:
+    """How fast the host was around each case (benchmarks/conditions.py `reference_us`)."""
+    parts = []
+    for name, case in cases.items():
+        host = case.get("host") if isinstance(case, dict) else None
+        if host:
+            before, after = host["reference_us"]
+            parts.append(f"{name} {before:.2f}-{after:.2f} us (steal {host['steal_share']:.1%})")
+    if not parts:
+        return []
+    return ["", "Host speed: CPU time of the reference operation around each case (lower is faster; absolute",
+            "figures of two runs compare only at a similar reference)", "  " + ", ".join(parts)]  # fmt: skip
+
+
 def summary_lines(results: dict[str, Any]) -> list[str]:
     """Plain text: every target, then each case's main figures and the peer ratios."""
     lines = ["", "Targets"]
@@ -130,6 +144,7 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         lines.append(f"  {t['target']:<40} {t['goal']:<44} {_fmt(t['value'], t['unit']):>17}  {_verdict(t['met'])}"
                      f"  ({t['measured_in']})")  # fmt: skip
     cases = results.get("cases", {})
+    lines += host_lines(cases)
     a = cases.get("a", {})
     if a.get("rows"):
         lines += ["", "a. shipper -> blackhole"]

@@ -187,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"case {name}: {what}")
             t_case = time.monotonic()
             load_before = [round(x, 2) for x in os.getloadavg()]
+            reference_before, steal_before = conditions.reference_us(), conditions.steal_seconds()
             try:
                 results["cases"][name] = fn(ctx)
             except Exception as exc:
@@ -198,6 +199,14 @@ def main(argv: list[str] | None = None) -> int:
             results["cases"][name]["load_average"] = {
                 "before": load_before,
                 "after": [round(x, 2) for x in os.getloadavg()],
+            }
+            # how fast the host was around the case, to compare absolute figures between runs
+            elapsed = max(time.monotonic() - t_case, 1e-6)
+            results["cases"][name]["host"] = {
+                "reference_us": [reference_before, conditions.reference_us()],
+                "steal_share": round(
+                    (conditions.steal_seconds() - steal_before) / (elapsed * (os.cpu_count() or 1)), 4
+                ),
             }
     finally:
         if node is not None and not args.keep_node:

@@ -49,6 +49,10 @@ def test_smoke_run_writes_results_and_plots(tmp_path: Path) -> None:
     for name, case in cases.items():
         assert "error" not in case, f"case {name}: {case.get('error')}"
         assert case["conditions"], f"case {name} lacks its conditions"
+        # the host's speed around the case: two reference timings and the share of CPU stolen
+        assert len(case["host"]["reference_us"]) == 2 and all(_positive(x) for x in case["host"]["reference_us"])
+        assert 0 <= case["host"]["steal_share"] <= 1
+    assert "Host speed" in proc.stdout
 
     logship_a = [r for r in cases["a"]["rows"] if r["agent"] == "logship"]
     assert {(r["files"], r["format"], r["compression_level"]) for r in logship_a} == {
