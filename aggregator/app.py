@@ -100,6 +100,7 @@ class Aggregator:
                 gzip_bodies=cfg.bulk.gzip,
                 sniff_interval=os_cfg.sniff_interval if os_cfg.sniff else None,
                 probe_timeout=min(5.0, os_cfg.timeout),
+                request_timeout=os_cfg.timeout,
                 metrics=self.metrics,
             )
         self.sink = sink

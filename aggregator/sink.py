@@ -79,6 +79,7 @@ class OpenSearchSink:
         gzip_bodies: bool = False,
         sniff_interval: float | None = None,
         probe_timeout: float = 5.0,
+        request_timeout: float | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         self.connect = connect
@@ -88,6 +89,13 @@ class OpenSearchSink:
         self.clients: dict[str, AsyncOpenSearch] = {}
         self.sniff_interval = sniff_interval
         self.probe_timeout = probe_timeout
+        # `_bulk?timeout=` is how long OpenSearch waits for a shard's primary before it answers that item
+        # 503. At half the client's own timeout, a red index costs only its own items a retry, and the
+        # node that coordinated them stays in: it answered.
+        self.request_timeout = request_timeout
+        self.bulk_params = {"filter_path": FILTER_PATH}
+        if request_timeout is not None:
+            self.bulk_params["timeout"] = f"{max(1, round(request_timeout * 500))}ms"
         self.metrics = metrics
         self._scheme = hosts[0].split("://", 1)[0] if "://" in hosts[0] else "http"
         self._background: asyncio.Task[None] | None = None
@@ -152,7 +160,13 @@ class OpenSearchSink:
     async def _send(self, url: str, body: bytes, headers: dict[str, str]) -> Any:
         try:
             return await self._client(url).transport.perform_request(
-                "POST", "/_bulk", params={"filter_path": FILTER_PATH}, body=body, headers=headers
+                # the client's timeout given here, or the transport would take `timeout` out of the params
+                "POST",
+                "/_bulk",
+                params=dict(self.bulk_params),
+                body=body,
+                headers=headers,
+                timeout=self.request_timeout,
             )
         except ConnectionTimeout:  # the node may be paused, overloaded or restarting
             raise _Unreachable(f"OpenSearch node {url} did not answer within aggregator.opensearch.timeout") from None

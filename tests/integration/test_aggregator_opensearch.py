@@ -294,3 +294,44 @@ async def test_several_hosts_one_down(
     assert await counts(os_client, index_prefix) == {f"{index_prefix}app-2026.03.06": 400}
     await agg.pipeline.close(5)
     await agg.sink.close()
+
+
+async def test_red_index_retries_its_items_and_keeps_the_node_in(
+    opensearch_url: str, index_prefix: str, tmp_path: Path, os_client: AsyncOpenSearch
+) -> None:
+    """An index whose primary is unassigned (red: its node died before a replica had started) answers
+    503 per item once `_bulk?timeout` (half of opensearch.timeout) runs out, before the client's own
+    timeout: only its items wait and are resent, the other events of the window are indexed at once,
+    and the node that coordinated the request stays in (it answered)."""
+    red = f"{index_prefix}app-2026.03.07"
+    await os_client.indices.create(
+        index=red,
+        body={"settings": {"number_of_replicas": 0, "index.routing.allocation.require._name": "no-such-node"}},
+        params={"wait_for_active_shards": "0"},
+    )
+    agg = Aggregator(make_config(opensearch_url, index_prefix, tmp_path, opensearch={"timeout": "10s"}))
+    assert agg.sink.bulk_params["timeout"] == "5000ms" and agg.sink.request_timeout == 10.0
+    agg.pipeline.start()
+    events = [event(i, "2026-03-07T10:00:00Z", ["app"]) for i in range(30)]
+    events += [event(100 + i, "2026-03-07T10:00:00Z", ["containers"]) for i in range(20)]
+    window = asyncio.create_task(agg.pipeline.submit(events))
+    healthy = f"{index_prefix}containers-2026.03.07"
+    for _ in range(100):  # the 20 of the healthy index arrive while the red one holds its 30
+        await asyncio.sleep(0.1)
+        if agg.metrics.indexed._value.get() == 20:
+            break
+    await asyncio.sleep(12.0)  # longer than opensearch.timeout: a timeout would have taken the node out
+    assert not window.done()
+    await os_client.indices.refresh(index=healthy)
+    assert (await os_client.count(index=healthy))["count"] == 20
+    assert agg.metrics.retried.labels("503")._value.get() >= 30
+    assert agg.sink.pool.healthy == [opensearch_url]
+    assert agg.metrics.node_up.labels(opensearch_url)._value.get() == 1
+    # the node that held the primary is back: the waiting items go in, once
+    await os_client.indices.put_settings(index=red, body={"index.routing.allocation.require._name": None})
+    await asyncio.wait_for(window, 60)
+    assert await counts(os_client, index_prefix) == {red: 30, healthy: 20}
+    assert agg.metrics.indexed._value.get() == 50
+    assert agg.metrics.duplicates._value.get() == 0  # the 20 accepted events were never resent
+    await agg.pipeline.close(5)
+    await agg.sink.close()
