@@ -246,6 +246,11 @@ start() {
     fi
     sleep 1
   done
+  # a node that answers but stays red holds an index whose primary it cannot allocate (left by an earlier run)
+  local health; health=$(curl -fsS "$url/_cluster/health?filter_path=status,unassigned_shards" 2>/dev/null) || health=""
+  if [[ "$health" == *'"red"'* ]]; then
+    die "OpenSearch '$NAME' answers but its cluster stays red ($health): an index in $INST/data has a primary it cannot allocate; start with --fresh, or delete that index ($url/_cat/indices?health=red)"
+  fi
   die "OpenSearch did not become healthy within ${OPENSEARCH_START_TIMEOUT:-180}s; see $INST/logs"
 }
 
