@@ -109,6 +109,7 @@ class Shipper:
         self._dirty: set[str] = set()
         self._registry_ok = True
         self._registry_error = ""
+        self._registry_write: asyncio.Future[None] | None = None  # the latest write, maybe still in its thread
         self._last_connected = time.monotonic()
         self.ops: OpsServer | None = None
         self._acked_total = 0
@@ -185,9 +186,7 @@ class Shipper:
                 await self._drain_sidecar()
         finally:
             stopping.cancel()
-            await self._shutdown()
-            housekeeping.cancel()
-            await asyncio.gather(housekeeping, return_exceptions=True)
+            await self._shutdown(housekeeping)
         return 0
 
     async def _drain_sidecar(self) -> None:
@@ -208,7 +207,7 @@ class Shipper:
         except (TimeoutError, OSError) as exc:
             log.warning("sidecar: could not read the app's files to the end at shutdown: %s", exc or "timeout")
 
-    async def _shutdown(self) -> None:
+    async def _shutdown(self, housekeeping: asyncio.Task[None]) -> None:
         w = self.assembler.take()
         if w is not None:
             await self.sender.put(w, force=True)
@@ -218,6 +217,15 @@ class Shipper:
                 self.sender.in_flight + self.sender.queued,
             )
         await self.sender.close()
+        # Housekeeping kept saving the registry while the acks came in; its last write may still be in
+        # its thread. It lands before the final one, and both before "registry written" and the exit.
+        housekeeping.cancel()
+        await asyncio.gather(housekeeping, return_exceptions=True)
+        write = self._registry_write
+        if write is not None:
+            await asyncio.wait({write})
+            if not write.cancelled() and write.exception() is not None:
+                self.checkpoints.changed = True  # it failed after its task was cancelled: write again
         await self._save_registry()
         if self.client is not None:
             await self.client.close()
@@ -342,8 +350,10 @@ class Shipper:
             return
         data = self.checkpoints.snapshot()
         try:
-            # fsyncs take milliseconds to seconds on a busy disk: never on the event loop
-            await asyncio.to_thread(self.registry_file.write, data)
+            # fsyncs take milliseconds to seconds on a busy disk: never on the event loop; shielded, so a
+            # cancelled housekeeping task leaves a write it began for the shutdown to wait for
+            self._registry_write = asyncio.ensure_future(asyncio.to_thread(self.registry_file.write, data))
+            await asyncio.shield(self._registry_write)
         except OSError as exc:
             # keep the state in memory and retry: ENOSPC and EIO are often transient
             self.checkpoints.changed = True

@@ -161,8 +161,11 @@ def test_write_queues_full_429_only_rejected_items_resent(cluster_rig: ClusterRi
     rig = cluster_rig
     # many small bulks at once against one write thread and a short queue per node
     rig.start_aggregator(bulk={"concurrency": 16, "max_docs": 100, "max_delay": "50ms"})
+    # a backlog first, so the shipper sends full windows (each 21 bulks, 16 of them at once): a shipper
+    # that keeps up with a live writer sends small windows, which a fast host indexes without queueing
+    rig.generate(rate=RATE * 8, duration=RUN_S / 2, seed=73)
+    rig.manifest()
     rig.start_shipper()
-    rig.generate(rate=RATE * 4, seed=73)
     report = every_event_once(rig)
     assert rig.aggregator is not None
     retried = labelled(rig.aggregator, "logship_aggregator_events_retried_total")
