@@ -6,12 +6,14 @@ Every test runs with inotify and with polling.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
 import orjson
 import pytest
 
-from shipper.registry import RegistryFile
+from shipper.registry import Checkpoints, RegistryFile
 from tests.integration.test_shipper_support import (
     Collector,
     PodLog,
@@ -127,6 +129,34 @@ async def test_restart_resumes_without_gaps_or_duplicates(tmp_path: Path, collec
     async with RunningShipper(cfg):
         await wait_until(lambda: len(collector.events) >= 500)
     assert [e["message"] for e in collector.events] == [f"a{i}" for i in range(250)] + [f"b{i}" for i in range(250)]
+
+
+async def test_stop_waits_for_a_registry_write_still_in_its_thread(
+    tmp_path: Path, collector: Collector, watch: str
+) -> None:
+    """On a slow disk, housekeeping's registry write (begun in a thread, with the last acked offsets)
+    may still be running when the shipper stops: the stop waits for it, so the file has those offsets
+    when the shipper says it stopped."""
+    pod = PodLog(tmp_path)
+    pod.append(b"".join(docker(f"line {i}\n") for i in range(120)))
+    cfg = config(tmp_path, collector.server.port, watch=watch)  # type: ignore[union-attr]
+    running = RunningShipper(cfg)
+    registry = running.shipper.registry_file
+    write, final = registry.write, threading.Event()
+    size = pod.file.stat().st_size
+
+    def slow_write(data: bytes) -> None:
+        if any(e.offset == size for e in Checkpoints.from_bytes(data).entries.values()):
+            final.set()  # the snapshot holding the last acked offset: let the stop come in meanwhile
+            time.sleep(1.0)
+        write(data)
+
+    registry.write = slow_write  # type: ignore[method-assign]
+    async with running:
+        await wait_until(lambda: len(collector.events) == 120)
+        await wait_until(final.is_set)
+    entry = next(iter(RegistryFile(cfg.registry.path).load().entries.values()))
+    assert entry.offset == size
 
 
 async def test_bad_input_flagged_neighbours_intact(tmp_path: Path, collector: Collector, watch: str) -> None:
