@@ -221,11 +221,6 @@ class Shipper:
         # its thread. It lands before the final one, and both before "registry written" and the exit.
         housekeeping.cancel()
         await asyncio.gather(housekeeping, return_exceptions=True)
-        write = self._registry_write
-        if write is not None:
-            await asyncio.wait({write})
-            if not write.cancelled() and write.exception() is not None:
-                self.checkpoints.changed = True  # it failed after its task was cancelled: write again
         await self._save_registry()
         if self.client is not None:
             await self.client.close()
@@ -346,12 +341,19 @@ class Shipper:
     # -- registry -----------------------------------------------------------------------------
 
     async def _save_registry(self) -> None:
+        earlier, self._registry_write = self._registry_write, None
+        if earlier is not None:
+            # a write whose task was cancelled (housekeeping, at shutdown) may still run in its thread:
+            # it lands before this one, never after; had it failed (its task may not have seen it), write again
+            await asyncio.wait({earlier})
+            if not earlier.cancelled() and earlier.exception() is not None:
+                self.checkpoints.changed = True
         if not self.checkpoints.changed:
             return
         data = self.checkpoints.snapshot()
         try:
             # fsyncs take milliseconds to seconds on a busy disk: never on the event loop; shielded, so a
-            # cancelled housekeeping task leaves a write it began for the shutdown to wait for
+            # cancelled task leaves the write it began for the next save to wait for
             self._registry_write = asyncio.ensure_future(asyncio.to_thread(self.registry_file.write, data))
             await asyncio.shield(self._registry_write)
         except OSError as exc:
