@@ -57,19 +57,24 @@ def derived_id(event: dict[str, Any]) -> str:
     if type(offset) is int and 0 <= offset < 1 << 48:
         return f"{prefix}{offset:012x}{stamp}"
     # an offset that is not a small non-negative integer still identifies the line: hash it whole
-    return prefix + xxhash.xxh3_128_hexdigest(_joined((offset,)))[:20] + stamp
+    return prefix + _digest20((offset,)) + stamp
 
 
 def _source_prefix(source: tuple[Any, ...]) -> str:
     try:
         prefix = _prefixes.get(source)
     except TypeError:  # a field that is a JSON object or array: nothing to cache it by
-        return xxhash.xxh3_128_hexdigest(_joined(source))[:20]
+        return _digest20(source)
     if prefix is None:
         if len(_prefixes) >= _PREFIXES_KEPT:
             _prefixes.clear()
-        prefix = _prefixes[source] = xxhash.xxh3_128_hexdigest(_joined(source))[:20]
+        prefix = _prefixes[source] = _digest20(source)
     return prefix
+
+
+def _digest20(parts: tuple[Any, ...]) -> str:
+    """20 hex digits (80 bits) of a hash of `parts`, as the shipper's id prefixes."""
+    return xxhash.xxh3_128_hexdigest(_joined(parts))[:20]
 
 
 def _joined(parts: tuple[Any, ...]) -> bytes:
