@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from logship.backoff import Backoff
-from logship.lumberjack.codec import ProtocolError, WindowWriter, encode_window
+from logship.lumberjack.codec import ProtocolError, WindowWriter
 from logship.lumberjack.endpoints import Endpoint, Lookup, Resolver, Rotation, expand, getaddrinfo_lookup
 from logship.lumberjack.session import WriterSession
 
@@ -68,15 +68,16 @@ def parse_host(host: str) -> tuple[str, int]:
 
 
 class EncodedWindow(NamedTuple):
-    """A window as it goes on the wire (compressed if the client compresses), built ahead of `send`."""
+    """A window as it goes on the wire (compressed if the client compresses), built ahead of `send`: its
+    bytes are the chunks in order (`WindowWriter.finish`)."""
 
-    frame: bytes
+    chunks: Sequence[bytes]
     size: int  # events
 
 
 @dataclass(eq=False)
 class _Window:
-    frame: bytes
+    chunks: Sequence[bytes]
     count: int
     done: asyncio.Future[None]
     attempts: int = field(default=0)
@@ -163,7 +164,9 @@ class LumberjackClient:
     def encode(self, events: Sequence[bytes]) -> EncodedWindow:
         """`events` as this client writes them (`send` of a list); a caller filling a window batch by batch
         uses `new_window` instead."""
-        return EncodedWindow(encode_window(events, self.compression_level), len(events))
+        writer = self.new_window()
+        writer.add(events)
+        return EncodedWindow(writer.finish(), len(events))
 
     def new_window(self) -> WindowWriter:
         """An empty window to fill batch by batch; `EncodedWindow(writer.finish(), writer.count)` is sent as is."""
@@ -183,7 +186,7 @@ class LumberjackClient:
                 raise ClientClosed("client is closed")
             loop = asyncio.get_running_loop()
             wire = events if isinstance(events, EncodedWindow) else self.encode(events)
-            window = _Window(wire.frame, wire.size, loop.create_future())
+            window = _Window(wire.chunks, wire.size, loop.create_future())
             self._start()
             self._queue.append(window)
             self._wake()
@@ -418,7 +421,7 @@ class LumberjackClient:
                     if window.done.done():
                         continue
                     window.attempts += 1
-                    writer.write(session.write(window, loop.time()))
+                    writer.writelines(session.write(window, loop.time()))
                 if writer.transport.get_write_buffer_size():
                     async with asyncio.timeout(self.timeout):
                         await writer.drain()

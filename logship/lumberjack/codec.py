@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from itertools import repeat
 from typing import NamedTuple, cast
 
 from isal import isal_zlib
@@ -41,6 +42,8 @@ _DATA_HEADER = struct.Struct(">2sII")
 _ACK = struct.Struct(">2sI")
 _HEADER_LEN = {_W: 6, _J: 10, _C: 6, _A: 6}
 MAX_U32 = 0xFFFFFFFF
+# uncompressed bytes handed to the deflater at a time (see WindowWriter.add)
+_DEFLATE_SLICE = 64 * 1024
 
 
 class ProtocolError(Exception):
@@ -310,7 +313,12 @@ class WindowWriter:
     """One window built as its events arrive: each `add` turns payloads into ``2J`` frames (seq continuing
     from the previous call) and, when compressing, feeds them to the deflater at once. A writer that is
     filled batch by batch therefore never holds the window both as events and as its encoding, nor its
-    whole uncompressed body when it compresses."""
+    whole uncompressed body when it compresses.
+
+    `finish` gives the window as chunks to write one after the other (`writelines`). Uncompressed, the
+    chunks are the frame headers and the payloads themselves: the window is never copied into one
+    buffer. Copying megabytes per window cost more than building the events did, most of it in page
+    faults, since the allocator hands such buffers back to the system as soon as they are freed."""
 
     __slots__ = ("_deflater", "_parts", "count")
 
@@ -320,31 +328,35 @@ class WindowWriter:
         self.count = 0
 
     def add(self, payloads: Sequence[bytes]) -> None:
-        if self.count + len(payloads) > MAX_U32:
+        n = len(payloads)
+        if self.count + n > MAX_U32:
             raise ValueError("too many events for one window")
-        header = _DATA_HEADER.pack
-        frames: list[bytes] = []
-        append = frames.append
         seq = self.count
-        for payload in payloads:
-            seq += 1
-            append(header(b"2J", seq, len(payload)))
-            append(payload)
-        self.count = seq
-        chunk = b"".join(frames)
-        if self._deflater is not None:
-            chunk = self._deflater.compress(chunk)
-        if chunk:
-            self._parts.append(chunk)
+        # header, payload, header, payload...: built by C loops, not one Python step per event
+        frames = [b""] * (2 * n)
+        frames[0::2] = map(_DATA_HEADER.pack, repeat(b"2J", n), range(seq + 1, seq + n + 1), map(len, payloads))
+        frames[1::2] = payloads
+        self.count = seq + n
+        if self._deflater is None:
+            self._parts += frames
+            return
+        # fed in slices of about _DEFLATE_SLICE bytes: a buffer that size is reused from slice to slice,
+        # where the whole batch at once would be a fresh multi-megabyte allocation every time
+        step = 2 * max(1, _DEFLATE_SLICE * n // (sum(map(len, payloads)) + 10 * n + 1))
+        compress, join, parts = self._deflater.compress, b"".join, self._parts
+        for start in range(0, 2 * n, step):
+            chunk = compress(join(frames[start : start + step]))
+            if chunk:
+                parts.append(chunk)
 
-    def finish(self) -> bytes:
-        """The window's bytes: ``2W`` then the J frames, inside one ``2C`` frame when compressing."""
+    def finish(self) -> list[bytes]:
+        """The window's chunks: ``2W`` then the J frames, inside one ``2C`` frame when compressing."""
         window = _WINDOW.pack(b"2W", self.count)
         if self._deflater is None:
-            return b"".join((window, *self._parts))
+            return [window, *self._parts]
         self._parts.append(self._deflater.flush())
         compressed = sum(map(len, self._parts))
-        return b"".join((window, _WINDOW.pack(b"2C", compressed), *self._parts))
+        return [window, _WINDOW.pack(b"2C", compressed), *self._parts]
 
 
 def encode_window(payloads: Sequence[bytes], compression_level: int = 0) -> bytes:
@@ -352,7 +364,7 @@ def encode_window(payloads: Sequence[bytes], compression_level: int = 0) -> byte
     when `compression_level` > 0 (the layout Filebeat and go-lumber use)."""
     writer = WindowWriter(compression_level)
     writer.add(payloads)
-    return writer.finish()
+    return b"".join(writer.finish())
 
 
 def encode_ack(seq: int) -> bytes:

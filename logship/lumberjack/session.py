@@ -16,6 +16,7 @@ is dropped or resent for a TTL: the close only ever happens with nothing in flig
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from typing import Generic, Protocol, TypeVar
 
 from logship.lumberjack.codec import AckDecoder, ProtocolError
@@ -23,7 +24,7 @@ from logship.lumberjack.codec import AckDecoder, ProtocolError
 
 class Sendable(Protocol):
     @property
-    def frame(self) -> bytes: ...
+    def chunks(self) -> Sequence[bytes]: ...
 
     @property
     def count(self) -> int: ...
@@ -69,14 +70,14 @@ class WriterSession(Generic[W]):
         times = [t for t in (self.deadline, None if self.retiring else self.retire_at) if t is not None]
         return min(times) if times else None
 
-    def write(self, window: W, now: float) -> bytes:
-        """Put a window on the wire: the bytes to write."""
+    def write(self, window: W, now: float) -> Sequence[bytes]:
+        """Put a window on the wire: the bytes to write, in chunks."""
         if self.retiring:
             raise RuntimeError("write() on a retiring connection: check has_room first")
         self.in_flight.append(window)
         if self.deadline is None:
             self.deadline = now + self.timeout
-        return window.frame
+        return window.chunks
 
     def receive(self, data: bytes, now: float) -> list[W]:
         """Bytes from the reader: the windows they acknowledge completely, in order.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 import struct
 import zlib
 
@@ -250,7 +251,7 @@ def test_a_window_written_batch_by_batch_is_the_window_of_all_its_events(
     for a, b in itertools.pairwise(bounds):
         writer.add(payloads[a:b])
     assert writer.count == len(payloads)
-    wire = writer.finish()
+    wire = b"".join(writer.finish())
     assert decode_all(wire) == expected_frames([payloads])
     if level == 0:
         assert wire == encode_window(payloads)
@@ -371,3 +372,31 @@ def test_random_megabytes_do_not_hang() -> None:
         except ProtocolError:
             pass
         assert dec.buffered <= (1 << 16) + 10
+
+
+def test_an_uncompressed_window_hands_out_its_payloads_without_copying_them() -> None:
+    """The chunks of an uncompressed window are the payload objects themselves between their headers:
+    a window of megabytes is written with writelines, never joined into one buffer first."""
+    payloads = [b'{"message":"%d"}' % i * 50 for i in range(300)]
+    writer = WindowWriter(0)
+    writer.add(payloads[:100])
+    writer.add(payloads[100:])
+    chunks = writer.finish()
+    assert len(chunks) == 1 + 2 * len(payloads)
+    assert all(chunk is payload for chunk, payload in zip(chunks[2::2], payloads, strict=True))
+    assert b"".join(chunks) == encode_window(payloads)
+
+
+@pytest.mark.parametrize("level", [1, 3, 9])
+def test_a_compressed_window_larger_than_a_deflate_slice_is_one_stream_of_every_frame(level: int) -> None:
+    """Batches far beyond the deflater's slice (events of very different sizes) still give one `2C`
+    frame that inflates to every `2J` frame in order."""
+    rng = random.Random(level)
+    payloads = [rng.randbytes(rng.choice([10, 900, 20_000])) for _ in range(400)]
+    writer = WindowWriter(level)
+    writer.add(payloads[:7])
+    writer.add(payloads[7:])
+    wire = b"".join(writer.finish())
+    assert sum(map(len, payloads)) > 20 * 64 * 1024
+    assert wire[6:8] == b"2C"
+    assert decode_all(wire) == expected_frames([payloads])

@@ -16,13 +16,13 @@ from logship.lumberjack.session import WriterSession
 @dataclass(eq=False)
 class Win:
     count: int
-    frame: bytes = b"frame"
+    chunks: tuple[bytes, ...] = (b"frame",)
 
 
 def test_windows_close_in_order_on_their_final_ack_and_keepalives_push_the_deadline() -> None:
     s: WriterSession[Win] = WriterSession(timeout=10.0, max_in_flight=2)
     a, b = Win(3), Win(2)
-    assert s.write(a, now=0.0) == b"frame"
+    assert s.write(a, now=0.0) == (b"frame",)
     s.write(b, now=1.0)
     assert not s.has_room and s.deadline == 10.0
     assert s.receive(encode_ack(0), now=5.0) == []  # the reader is still working

@@ -148,7 +148,7 @@ async def test_a_queued_window_is_kept_only_as_the_output_encodes_it() -> None:
     assert window.writer is None
     [wire] = sent
     assert isinstance(wire, EncodedWindow) and wire.size == 50
-    assert [f.payload for f in Decoder().feed(wire.frame) if isinstance(f, DataFrame)] == events
+    assert [f.payload for f in Decoder().feed(b"".join(wire.chunks)) if isinstance(f, DataFrame)] == events
     gate.set_result(None)
     assert await sender.drain(2.0)
     assert acked == [50] and cp.entries["f"].offset == 50
