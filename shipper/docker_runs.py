@@ -6,11 +6,13 @@ that has no byte JSON must escape (`"`, `\\`, control bytes), shorter than a qua
 max_event_bytes. Such a text is its own JSON literal, exactly as orjson.dumps spells it, so the event
 builder splices it in as it is and makes the event the per-line decoder would make.
 
-Nothing here runs Python code per line: a run is found by splitting a whole block at its quotes and
-checking the pieces with a few list and bytes operations, which fail if any line is not plain. Lines
-with escapes are found first (one regex search per such line) and cut out; a block that still fails
-is halved to find its plain parts. Lines that are not plain, and blocks where many lines have escapes
-(JSON application logs), are left to the per-line decoder (DockerDecoder), which handles every line.
+Nothing here runs Python code per line. Everything around the text has a fixed length, so a block is
+split at its newlines and each line cut at fixed places from both ends: the text, the stream and the
+timestamp come out as the three pieces the event needs. A few bytes and list operations over the whole
+block then check that every line had that layout, and fail if any had not. Lines with escapes are found
+first (one regex search per such line) and cut out; a block that still fails is halved to find its plain
+parts. Lines that are not plain, and blocks where many lines have escapes (JSON application logs), are
+left to the per-line decoder (DockerDecoder), which handles every line.
 """
 
 from __future__ import annotations
@@ -21,17 +23,22 @@ from itertools import accumulate
 from operator import add, itemgetter
 from typing import NamedTuple
 
-# the quoted pieces of a plain line: `{` log `:` text\n `,` stream `:` stdout `,` time `:` time `}\n`
-PIECES = 12
-_FIXED = {1: b"log", 2: b":", 4: b",", 5: b"stream", 6: b":", 8: b",", 9: b"time", 10: b":"}
-# the bytes of a line besides its text and the text's `\n` escape, newline included
-LINE_OVERHEAD = len(b'{"log":"\\n","stream":"stdout","time":"2026-01-01T12:00:00.123456789Z"}\n')
+# a plain line without its newline: _HEAD, the text, then _TAIL_LEN bytes shaped like _TAIL
+_HEAD = b'{"log":"'
+_TAIL = b'\\n","stream":"stdout","time":"0000-00-00T00:00:00.000000000Z"}'
+_TAIL_LEN = len(_TAIL)
+assert _TAIL_LEN == 62
+# the bytes of a line besides its text (without the text's `\n` escape), newline included
+LINE_OVERHEAD = len(_HEAD) + _TAIL_LEN + 1
 assert LINE_OVERHEAD == 71
-_TIME_SHAPE = b"0000-00-00T00:00:00.000000000Z"
+_HEAD_OF = itemgetter(slice(len(_HEAD)))
+_TAIL_OF = itemgetter(slice(-_TAIL_LEN, None))
+_TEXT_OF = itemgetter(slice(len(_HEAD), -_TAIL_LEN))
+_STREAM_OF = itemgetter(slice(-48, -42))
+_MS_TIME_OF = itemgetter(slice(-32, -9))  # the timestamp to the millisecond, as the event keeps it
 _ZEROS = bytes.maketrans(b"123456789", b"000000000")
-# what a plain line has only in its layout: 12 quotes, the `\n` escape's backslash, the newline
+# bytes JSON escapes: a plain line's text has none
 _SPECIAL = bytes(range(0x20)) + b'"\\'
-_LAST_TWO = itemgetter(slice(-2, None))
 # below this, a block that is not all plain is left to the per-line decoder instead of being halved
 _SMALLEST = 16 * 1024
 # the lines with escapes are cut out of a block, unless they are more than this share of it so far
@@ -41,10 +48,10 @@ _ESCAPE = re.compile(rb'\\(?!n","stream":")').search
 
 
 class DockerRun(NamedTuple):
-    """Plain lines, in order (see the module docstring)."""
+    """Plain lines, in order (see the module docstring): what their events keep of each."""
 
-    times: list[bytes]  # as the line has it: the event keeps the first 23 bytes (ms)
-    texts: list[bytes]  # the `log` literal with its final `\n` escape, which the event drops
+    times: list[bytes]  # the line's time to the millisecond (23 bytes, without the `Z`)
+    texts: list[bytes]  # the `log` literal without its final `\n` escape
     streams: list[bytes]  # stdout / stderr
     offsets: list[int]  # every line's offset, then the run's end: one more than the lines
 
@@ -58,29 +65,22 @@ class DockerRun(NamedTuple):
 def plain_run(data: bytes, offset: int, max_text: int) -> DockerRun | None:
     """`data` (whole lines, starting at file offset `offset`) as a run, or None unless every line is
     plain with a text shorter than `max_text` bytes."""
-    pieces = data.split(b'"')
-    lines, odd = divmod(len(pieces) - 1, PIECES)
-    if odd or not lines or pieces[0] != b"{" or pieces[-1] != b"}\n":
+    lines = data.split(b"\n")
+    if lines.pop() != b"" or not lines or min(map(len, lines)) < LINE_OVERHEAD - 1:
         return None
-    if pieces[PIECES:-1:PIECES].count(b"}\n{") != lines - 1:
+    n = len(lines)
+    if b"".join(map(_HEAD_OF, lines)) != _HEAD * n:
         return None
-    for at, fixed in _FIXED.items():
-        if pieces[at::PIECES].count(fixed) != lines:
-            return None
-    streams = pieces[7::PIECES]
-    if streams.count(b"stdout") + streams.count(b"stderr") != lines:
+    # the tails, with either stream and any digits, must all read _TAIL
+    tails = b"".join(map(_TAIL_OF, lines)).replace(b'"stderr"', b'"stdout"').translate(_ZEROS)
+    if tails != _TAIL * n:
         return None
-    times = pieces[11::PIECES]
-    if b"".join(times).translate(_ZEROS) != _TIME_SHAPE * lines or min(map(len, times)) != len(_TIME_SHAPE):
-        return None
-    texts = pieces[3::PIECES]
-    # every text ends with the `\n` escape, and the layout leaves no room for any other special byte
-    if b"".join(map(_LAST_TWO, texts)) != b"\\n" * lines:
-        return None
-    if len(data) - len(data.translate(None, _SPECIAL)) != lines * (PIECES + 2):
+    texts = list(map(_TEXT_OF, lines))
+    joined = b"".join(texts)
+    if len(joined.translate(None, _SPECIAL)) != len(joined):
         return None
     lengths = list(map(len, texts))
-    if max(lengths) - 2 >= max_text:
+    if max(lengths) >= max_text:
         return None
     if not data.isascii():
         try:
@@ -88,9 +88,10 @@ def plain_run(data: bytes, offset: int, max_text: int) -> DockerRun | None:
         except UnicodeDecodeError:
             return None
     # offset of line i: the run's start + the lengths of the texts before it + i lines' fixed bytes
-    step = LINE_OVERHEAD - 2
-    offsets = list(map(add, accumulate(lengths, initial=0), range(offset, offset + step * (lines + 1), step)))
-    return DockerRun(times, texts, streams, offsets)
+    offsets = list(
+        map(add, accumulate(lengths, initial=0), range(offset, offset + LINE_OVERHEAD * (n + 1), LINE_OVERHEAD))
+    )
+    return DockerRun(list(map(_MS_TIME_OF, lines)), texts, list(map(_STREAM_OF, lines)), offsets)
 
 
 def split_runs(data: bytes, start: int, stop: int, offset: int, max_text: int) -> Iterator[DockerRun | tuple[int, int]]:

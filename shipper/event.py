@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import repeat
-from operator import itemgetter
 from pathlib import Path, PurePosixPath
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -257,9 +256,9 @@ class EventBuilder:
         # joined from its parts: formatting would cost more, and more again with a precision
         parts = zip(
             repeat(b'{"@timestamp":"'),
-            map(_TO_MS, times),
+            times,
             repeat(b'Z","message":"'),
-            map(_BUT_NEWLINE_ESCAPE, texts),
+            texts,
             repeat(b'","stream":"'),
             streams,
             repeat(b'"' + self._log_prefix),
@@ -328,6 +327,4 @@ def _stream(stream: str | None) -> bytes:
 
 
 _STREAMS = {s: _stream(s) for s in ("stdout", "stderr", None)}
-_TO_MS = itemgetter(slice(23))  # of a DockerRun's time
-_BUT_NEWLINE_ESCAPE = itemgetter(slice(-2))  # of a DockerRun's text
 _UNSET = object()

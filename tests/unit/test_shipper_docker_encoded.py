@@ -282,6 +282,12 @@ def test_plain_lines_come_in_runs_and_every_other_line_is_decoded_alone() -> Non
         b'{"log":"piece","stream":"stdout","time":"' + T.encode() + b'"}\n',  # waits for its last piece
         late_z + early_z,  # the times' bytes add up, but each time is wrong
         b'{"log":"a\\n","stream":"stdout","time":"' + T.encode() + b'","x":1}\n',
+        driver_line(b"a\xc3") + driver_line(b"\xa9b"),  # a UTF-8 sequence cut across two lines
+        driver_line(b"out", b"stdour"),  # a stream of the right length, but neither stream
+        driver_line(b"out", b"stdouts"),  # everything after the text one byte off
+        b'{"log":"a\\n","stream":"stdout","time":"' + T.encode()[:-2] + b'xZ"}\n',  # a letter for a digit
+        b'{"log": "a\\n","stream":"stdout","time":"' + T.encode() + b'"}\n',  # valid JSON, another layout
+        b'{"log":"\\n","stream":"stdout","time":"' + T.encode()[5:] + b'"}\n',  # shorter than any plain line
         b"not json\n",
         b"\n",
     ]
