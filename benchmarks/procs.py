@@ -82,6 +82,7 @@ class Measured:
     _thread: threading.Thread | None = None
     _marks: dict[str, float] = field(default_factory=dict)
     metrics_port: int | None = None  # its /metrics endpoint, when it has one
+    companions: list[subprocess.Popen[bytes]] = field(default_factory=list)  # e.g. its profiler: waited for at stop
 
     def start_sampling(self, interval: float = 0.1) -> None:
         self._ps = psutil.Process(self.popen.pid)
@@ -161,6 +162,11 @@ class Measured:
                 self.popen.wait(10)
         if self._thread is not None:
             self._thread.join(2)
+        for companion in self.companions:
+            try:
+                companion.wait(30)  # a sampler writes its file once the process is gone
+            except subprocess.TimeoutExpired:
+                companion.kill()
         return self.popen.returncode
 
     def log_tail(self, lines: int = 20) -> str:
@@ -215,24 +221,56 @@ def spawn_logship(
     name: str | None = None,
     profile_dir: Path | None = None,
     cpu: str | None = None,
+    profiler: str = "sample",
 ) -> Measured:
     """`python -m logship shipper|aggregator -c FILE` with the config written to `workdir`.
 
-    With `profile_dir`, the process runs under cProfile and leaves `<profile_dir>/<name>-N.prof`
-    (written when it exits after SIGTERM); `python -m benchmarks.profiling DIR` summarises them.
+    With `profile_dir`, the process is profiled into `<profile_dir>/<name>-N.<ext>`, written when it
+    exits after SIGTERM; `python -m benchmarks.profiling DIR` summarises them. `profiler` "sample":
+    py-spy samples it from outside (`.txt`, C functions included, no slowdown of its own); "cprofile":
+    it runs under cProfile (`.prof`, call counts, but every call is slowed, C calls most, and time spent
+    waiting counts to the coroutine that waits).
     """
     name = name or side
     cfg = write_config(workdir / f"{name}.yml", side, config)
     argv = [PYTHON, "-m", "logship", side, "-c", str(cfg)]
+    profile_path: Path | None = None
     if profile_dir is not None:
         profile_dir.mkdir(parents=True, exist_ok=True)
-        n = len(list(profile_dir.glob(f"{name}-*.prof")))
-        argv[1:2] = ["-m", "cProfile", "-o", str(profile_dir / f"{name}-{n}.prof"), "-m"]
+        ext = "txt" if profiler == "sample" else "prof"
+        n = len(list(profile_dir.glob(f"{name}-*.{ext}")))
+        profile_path = profile_dir / f"{name}-{n}.{ext}"
+        if profiler != "sample":
+            argv[1:2] = ["-m", "cProfile", "-o", str(profile_path), "-m"]
     # LOGSHIP_BENCH_CODE: another checkout's logship (e.g. the commit before a change), measured by this
     # checkout's benchmarks in the same run
     code = os.environ.get("LOGSHIP_BENCH_CODE")
     env = {"PYTHONPATH": f"{code}{os.pathsep}{ROOT}"} if code else None
-    return spawn(name, argv, workdir, env=env, cpu=cpu)
+    proc = spawn(name, argv, workdir, env=env, cpu=cpu)
+    if profile_path is not None and profiler == "sample":
+        proc.companions.append(start_sampler(proc.popen.pid, profile_path, workdir / f"{name}-py-spy.log"))
+    return proc
+
+
+def py_spy() -> str | None:
+    """The py-spy executable (installed with the test extra), next to this Python or on PATH."""
+    beside = Path(sys.executable).with_name("py-spy")
+    return str(beside) if beside.exists() else shutil.which("py-spy")
+
+
+def start_sampler(pid: int, out: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling `pid` until it exits, then writing collapsed stacks to `out` (one line per stack:
+    frames `function (file:line)` joined by `;`, then the sample count). `--nonblocking`: the process is
+    never paused to be read, so it runs at its own speed; the price is no C frames (py-spy's `--native`
+    pauses it), so time in a C call counts to the Python line that made it."""
+    exe = py_spy()
+    if exe is None:
+        raise RuntimeError("--profile: py-spy not found (pip install py-spy, part of the test extra)")
+    argv = [exe, "record", "--pid", str(pid), "--rate", "250", "--nonblocking", "--full-filenames"]
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [*argv, "--format", "raw", "--output", str(out)], stdout=log, stderr=log, stdin=subprocess.DEVNULL
+        )
 
 
 # The core an agent under test is pinned to in case a (`taskset -c`); the receivers run elsewhere.

@@ -28,7 +28,7 @@ from benchmarks.cases import a_shipper, b_aggregator, c_pipeline, d_latency, e_o
 from benchmarks.cases.common import Context, Peers
 from benchmarks.node import BenchNode, NodeError
 from benchmarks.peers import filebeat, fluentbit, rsyslog
-from benchmarks.procs import ROOT
+from benchmarks.procs import ROOT, py_spy
 from benchmarks.profiles import PROFILES, Profile
 
 CASES: dict[str, tuple[str, Callable[[Context], dict[str, Any]], bool]] = {
@@ -67,7 +67,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="auto: compare with Filebeat/Fluent Bit/rsyslog if present; build: build Filebeat/Fluent Bit if missing",
     )
     p.add_argument("--workdir", type=Path, help="scratch directory (default: a temp dir, removed afterwards)")
-    p.add_argument("--profile", type=Path, metavar="DIR", help="run shipper/aggregator under cProfile, profiles in DIR")
+    p.add_argument("--profile", type=Path, metavar="DIR", help="profile shipper/aggregator, profiles in DIR")
+    p.add_argument(
+        "--profiler",
+        choices=("sample", "cprofile"),
+        default="sample",
+        help="with --profile: sample = py-spy from outside (the process runs at its own speed); "
+        "cprofile = under cProfile (call counts, slower). Summarise: python -m benchmarks.profiling DIR",
+    )
     p.add_argument(
         "--set",
         action="append",
@@ -133,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
     profile = with_overrides(PROFILES[args.mode], args.set)
+    if args.profile and args.profiler == "sample" and py_spy() is None:
+        raise SystemExit("--profile: py-spy is not installed (pip install py-spy; `make setup` installs it), "
+                         "or use --profiler cprofile")  # fmt: skip
     wanted = [c for c in args.cases if c in CASES]
     started = datetime.now(UTC)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
@@ -178,10 +188,11 @@ def main(argv: list[str] | None = None) -> int:
             say(f"OpenSearch {results['versions']['opensearch']} ready at {node.url}")
         say("measuring how busy the machine is with other work (1 s)")
         results["machine"]["other_load"] = conditions.other_load_note({os.getpid()})
-        ctx = Context(profile, work, node, peers, t_start=t0, profile_dir=args.profile)
+        ctx = Context(profile, work, node, peers, t_start=t0, profile_dir=args.profile, profiler=args.profiler)
         if args.profile:
-            say(f"profiling shipper and aggregator into {args.profile}: figures are slower than without")
-            results["note"] = (results["note"] + " [run under cProfile: not representative]").strip()
+            how = "sampled by py-spy" if args.profiler == "sample" else "under cProfile"
+            say(f"profiling shipper and aggregator into {args.profile} ({how}): figures may be slower than without")
+            results["note"] = (results["note"] + f" [shipper and aggregator {how}: not representative]").strip()
         for name in wanted:
             what, fn, _ = CASES[name]
             say(f"case {name}: {what}")

@@ -39,7 +39,8 @@ class Context:
     peers: Peers
     # (files, format, line bytes, MiB) -> a pre-written FileSet (cases a and g)
     file_sets: dict[tuple[int, str, int, int], Any] = field(default_factory=dict)
-    profile_dir: Path | None = None  # run shipper and aggregator under cProfile, profiles here
+    profile_dir: Path | None = None  # profile shipper and aggregator, profiles here
+    profiler: str = "sample"  # "sample" (py-spy from outside) or "cprofile" (see procs.spawn_logship)
     t_start: float = field(default_factory=time.monotonic)
 
     def say(self, case: str, msg: str) -> None:
@@ -111,7 +112,7 @@ def start_aggregator(
 ) -> tuple[Measured, int]:
     port = free_port()
     cfg = aggregator_config(ctx.profile, opensearch_url, port, workdir)
-    proc = spawn_logship("aggregator", cfg, workdir, name, ctx.profile_dir)
+    proc = spawn_logship("aggregator", cfg, workdir, name, ctx.profile_dir, profiler=ctx.profiler)
     proc.metrics_port = cfg["http"]["port"]
     try:
         wait_port(port, 60, proc.popen)
@@ -133,7 +134,7 @@ def start_shipper(
 ) -> Measured:
     """`overrides`: top-level keys of the `shipper:` section replaced (e.g. `max_open_files`)."""
     cfg = shipper_config(ctx.profile, glob, output_port, workdir, compression) | (overrides or {})
-    return spawn_logship("shipper", cfg, workdir, name, ctx.profile_dir, cpu=cpu)
+    return spawn_logship("shipper", cfg, workdir, name, ctx.profile_dir, cpu=cpu, profiler=ctx.profiler)
 
 
 def start_into_opensearch(

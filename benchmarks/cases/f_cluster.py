@@ -40,7 +40,7 @@ def start_aggregators(ctx: Context, cluster: BenchCluster, n: int, tag: str) -> 
             cfg = aggregator_config(ctx.profile, cluster.url, port, work)
             cfg["opensearch"]["hosts"] = cluster.urls
             cfg["template"]["replicas"] = 1
-            proc = spawn_logship("aggregator", cfg, work, f"aggregator-{i}", ctx.profile_dir)
+            proc = spawn_logship("aggregator", cfg, work, f"aggregator-{i}", ctx.profile_dir, profiler=ctx.profiler)
             proc.metrics_port = cfg["http"]["port"]
             out.append((proc, port))
             wait_port(port, 60, proc.popen)
@@ -83,7 +83,7 @@ def pipeline(ctx: Context, cluster: BenchCluster, fs: FileSet, n: int) -> dict[s
         # aggregators, one of them would get nothing (hundreds of shippers, each with its own
         # windows, spread production load instead)
         cfg["output"]["max_pending_windows"] = p.max_pending_windows * n
-        shipper = spawn_logship("shipper", cfg, work, "shipper", ctx.profile_dir)
+        shipper = spawn_logship("shipper", cfg, work, "shipper", ctx.profile_dir, profiler=ctx.profiler)
         try:
             procs = [shipper, *(a for a, _ in aggs)]
             timeline, seconds, got = watch_count(ctx, cluster, PATTERN, fs.lines, procs, f"{n} aggregator(s)", case="f")

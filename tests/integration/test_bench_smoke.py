@@ -127,3 +127,27 @@ def test_smoke_run_writes_results_and_plots(tmp_path: Path) -> None:
         data = png.read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 10_000, png
     assert results["plots"] == [str(p.relative_to(out)) for p in pngs]
+
+
+def test_profile_samples_the_shipper_from_outside_and_the_summary_names_its_code(tmp_path: Path) -> None:
+    """`--profile DIR` (py-spy, the default profiler) leaves one stack file per shipper run, with samples
+    in logship's own code, and `benchmarks.profiling` turns it into tables."""
+    prof = tmp_path / "prof"
+    argv = [
+        sys.executable, "-m", "benchmarks", "--mode", "smoke", "--cases", "a", "--peers", "none",
+        "--out", str(tmp_path / "results"), "--profile", str(prof),
+        "--set", "a_file_counts=1", "--set", "a_cri_file_counts=", "--set", "a_compression=3", "--set", "a_mib=32",
+    ]  # fmt: skip
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"profiled run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    (stacks,) = prof.glob("shipper-*.txt")
+    assert stacks.stat().st_size > 0
+    summary = subprocess.run(
+        [sys.executable, "-m", "benchmarks.profiling", str(prof), "--top", "40"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert summary.returncode == 0, summary.stderr
+    assert "samples of the process running" in summary.stdout
+    assert "shipper/" in summary.stdout.split("own time by source file")[1]
+    (path,) = (tmp_path / "results").glob("*.json")
+    assert "sampled by py-spy" in orjson.loads(path.read_bytes())["note"]
