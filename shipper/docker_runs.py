@@ -28,7 +28,7 @@ _HEAD = b'{"log":"'
 _TAIL = b'\\n","stream":"stdout","time":"0000-00-00T00:00:00.000000000Z"}'
 _TAIL_LEN = len(_TAIL)
 assert _TAIL_LEN == 62
-# the bytes of a line besides its text (without the text's `\n` escape), newline included
+# the bytes of a line besides its text: the text's `\n` escape and the newline are among them
 LINE_OVERHEAD = len(_HEAD) + _TAIL_LEN + 1
 assert LINE_OVERHEAD == 71
 _HEAD_OF = itemgetter(slice(len(_HEAD)))
