@@ -65,3 +65,5 @@ def test_run_it_on_a_node_block_runs_as_written() -> None:
     counts = dict(re.findall(r"^(logstash-logs-(?:containers|app)-\S+)\s+(\d+)", out, re.M))
     assert any("containers" in k for k in counts) and any("-app-" in k for k in counts), out
     assert all(int(n) > 0 for n in counts.values()), out
+    # every event acknowledged by then is searchable after the block's refresh
+    assert sum(int(n) for n in counts.values()) >= float(acked.group(1)), out
