@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import orjson
 
-from shipper.docker_runs import LINE_OVERHEAD, DockerRun, split_runs
+from shipper.docker_runs import HEAD, LINE_OVERHEAD, SPECIAL, TAILS, ZEROS, DockerRun, split_runs
 from shipper.lines import Block, Line
 from shipper.records import (
     INVALID_UTF8,
@@ -27,15 +27,6 @@ from shipper.records import (
 # Creating a NamedTuple through tuple.__new__ skips its Python-level __new__: this is the hot path.
 _new = tuple.__new__
 
-# A whole Docker json-file line as the json-file driver writes it ends with this tail (digits shown as 0):
-# `_ZEROS` maps a line's last 62 bytes onto one of these to check them in one step.
-_TIME_SHAPE = b"0000-00-00T00:00:00.000000000Z"
-_TAILS = {b'\\n","stream":"' + s + b'","time":"' + _TIME_SHAPE + b'"}': s.decode() for s in (b"stdout", b"stderr")}
-assert {len(tail) for tail in _TAILS} == {62}
-_ZEROS = bytes.maketrans(b"123456789", b"000000000")
-_HEAD = b'{"log":"'
-# Bytes that never appear raw in a JSON string: a body without them is already its own encoding.
-_SPECIAL = bytes(range(0x20)) + b'"\\'
 # A string literal's body spelled as orjson.dumps spells it: the escapes it must have, and no others.
 # (Possessive quantifiers: a failing match must not retry every way of cutting a long run of plain bytes.)
 _CANONICAL = re.compile(rb'(?:[^\x00-\x1f"\\]++|\\["\\bfnrt]|\\u00(?:0[0-7bef]|1[0-9a-f]))*+').fullmatch
@@ -111,7 +102,7 @@ class DockerDecoder(MergingDecoder):
         # the body's length bounds the message's characters (each takes at least one byte of it)
         quarter = self._max // 4
         pending = self._pending
-        head, tails, zeros, special = _HEAD, _TAILS, _ZEROS, _SPECIAL
+        head, tails, zeros, special = HEAD, TAILS, ZEROS, SPECIAL
         last_time, ts = b"", ""
         end = self._last_end
         for line in lines:

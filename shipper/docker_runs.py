@@ -23,22 +23,28 @@ from itertools import accumulate
 from operator import add, itemgetter
 from typing import NamedTuple
 
-# a plain line without its newline: _HEAD, the text, then _TAIL_LEN bytes shaped like _TAIL
-_HEAD = b'{"log":"'
-_TAIL = b'\\n","stream":"stdout","time":"0000-00-00T00:00:00.000000000Z"}'
-_TAIL_LEN = len(_TAIL)
-assert _TAIL_LEN == 62
-# the bytes of a line besides its text: the text's `\n` escape and the newline are among them
-LINE_OVERHEAD = len(_HEAD) + _TAIL_LEN + 1
-assert LINE_OVERHEAD == 71
-_HEAD_OF = itemgetter(slice(len(_HEAD)))
-_TAIL_OF = itemgetter(slice(-_TAIL_LEN, None))
-_TEXT_OF = itemgetter(slice(len(_HEAD), -_TAIL_LEN))
-_STREAM_OF = itemgetter(slice(-48, -42))
-_MS_TIME_OF = itemgetter(slice(-32, -9))  # the timestamp to the millisecond, as the event keeps it
-_ZEROS = bytes.maketrans(b"123456789", b"000000000")
+# A plain line, newline aside, is HEAD, the text, then TAIL_LEN bytes that read as one of TAILS (the
+# key of its stream) once ZEROS has mapped their digits to 0. The per-line decoder checks the same layout.
+HEAD = b'{"log":"'
+_TIME_SHAPE = b"0000-00-00T00:00:00.000000000Z"
+TAILS = {b'\\n","stream":"' + s + b'","time":"' + _TIME_SHAPE + b'"}': s.decode() for s in (b"stdout", b"stderr")}
+TAIL_LEN = 62
+assert {len(tail) for tail in TAILS} == {TAIL_LEN}
+ZEROS = bytes.maketrans(b"123456789", b"000000000")
 # bytes JSON escapes: a plain line's text has none
-_SPECIAL = bytes(range(0x20)) + b'"\\'
+SPECIAL = bytes(range(0x20)) + b'"\\'
+_STDOUT_TAIL = next(tail for tail, stream in TAILS.items() if stream == "stdout")
+# the bytes of a line besides its text: the text's `\n` escape and the newline are among them
+LINE_OVERHEAD = len(HEAD) + TAIL_LEN + 1
+assert LINE_OVERHEAD == 71
+_STREAM_AT = _STDOUT_TAIL.index(b"stdout") - TAIL_LEN
+_TIME_AT = _STDOUT_TAIL.index(_TIME_SHAPE) - TAIL_LEN
+_HEAD_OF = itemgetter(slice(len(HEAD)))
+_TAIL_OF = itemgetter(slice(-TAIL_LEN, None))
+_TEXT_OF = itemgetter(slice(len(HEAD), -TAIL_LEN))
+_STREAM_OF = itemgetter(slice(_STREAM_AT, _STREAM_AT + len(b"stdout")))
+# the timestamp to the millisecond (`2026-01-01T12:00:00.123`), as the event keeps it
+_MS_TIME_OF = itemgetter(slice(_TIME_AT, _TIME_AT + 23))
 # below this, a block that is not all plain is left to the per-line decoder instead of being halved
 _SMALLEST = 16 * 1024
 # the lines with escapes are cut out of a block, unless they are more than this share of it so far
@@ -69,15 +75,15 @@ def plain_run(data: bytes, offset: int, max_text: int) -> DockerRun | None:
     if lines.pop() != b"" or not lines or min(map(len, lines)) < LINE_OVERHEAD - 1:
         return None
     n = len(lines)
-    if b"".join(map(_HEAD_OF, lines)) != _HEAD * n:
+    if b"".join(map(_HEAD_OF, lines)) != HEAD * n:
         return None
-    # the tails, with either stream and any digits, must all read _TAIL
-    tails = b"".join(map(_TAIL_OF, lines)).replace(b'"stderr"', b'"stdout"').translate(_ZEROS)
-    if tails != _TAIL * n:
+    # the tails, with either stream and any digits, must all read stdout's
+    tails = b"".join(map(_TAIL_OF, lines)).replace(b'"stderr"', b'"stdout"').translate(ZEROS)
+    if tails != _STDOUT_TAIL * n:
         return None
     texts = list(map(_TEXT_OF, lines))
     joined = b"".join(texts)
-    if len(joined.translate(None, _SPECIAL)) != len(joined):
+    if len(joined.translate(None, SPECIAL)) != len(joined):
         return None
     lengths = list(map(len, texts))
     if max(lengths) >= max_text:
