@@ -227,9 +227,9 @@ def spawn_logship(
 
     With `profile_dir`, the process is profiled into `<profile_dir>/<name>-N.<ext>`, written when it
     exits after SIGTERM; `python -m benchmarks.profiling DIR` summarises them. `profiler` "sample":
-    py-spy samples it from outside (`.txt`, C functions included, no slowdown of its own); "cprofile":
-    it runs under cProfile (`.prof`, call counts, but every call is slowed, C calls most, and time spent
-    waiting counts to the coroutine that waits).
+    py-spy samples it from outside (`.txt`, time in C counted to the Python line that called it, no
+    slowdown of its own); "cprofile": it runs under cProfile (`.prof`, call counts, but every call is
+    slowed, C calls most, and time spent waiting counts to the coroutine that waits).
     """
     name = name or side
     cfg = write_config(workdir / f"{name}.yml", side, config)
