@@ -4,9 +4,14 @@ everything (benchmarks).
 A sink sends one pre-built NDJSON body and returns the parsed response, or raises `SinkError` with the
 HTTP status (0: no node answered). What a failure means for the events is `retry.py`'s decision, and
 the sender acts on it. The OpenSearch sink spreads requests over the healthy nodes (hosts.py): a node
-that does not answer is taken out, the same body goes to the next healthy node at once, and a
-background task probes the nodes that are out until they answer again. With `sniff`, the node list
-is refreshed from the cluster (`_nodes/http`) now and then.
+that refuses or drops the connection is taken out, the same body goes to the next healthy node at
+once, and a background task probes the nodes that are out until they answer again. With `sniff`, the
+node list is refreshed from the cluster (`_nodes/http`) now and then.
+
+A request that times out does not say which node is at fault: a bulk request waits for every shard
+copy it writes to, so one paused node stalls requests sent through any node. So a timeout probes every
+healthy node at once (`GET /`, `probe_timeout`), and the nodes that do not answer are taken out; the
+node whose request timed out stays in if it answers.
 """
 
 from __future__ import annotations
@@ -43,6 +48,10 @@ class SinkError(Exception):
 
 class _Unreachable(Exception):
     """This node did not answer (refused, reset, timed out): try another."""
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 class Sink(Protocol):
@@ -99,6 +108,7 @@ class OpenSearchSink:
         self.metrics = metrics
         self._scheme = hosts[0].split("://", 1)[0] if "://" in hosts[0] else "http"
         self._background: asyncio.Task[None] | None = None
+        self._sweeping: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         for url in hosts:
             self._healthy(url, True)
@@ -136,26 +146,56 @@ class OpenSearchSink:
                 raise
             except _Unreachable as exc:
                 self._count(url, "unreachable")
-                delay = self.pool.failed(url, time.monotonic())
-                self._healthy(url, False)
-                self._start_background()
-                self._wake.set()
+                if exc.timed_out:
+                    await self._sweep()
+                    if url in self.pool.healthy:
+                        log.warning("%s, but it answers a probe: the cluster is slow, not this node", exc)
+                else:
+                    self._take_out(url, str(exc))
                 others = [u for u in self.pool.healthy if u not in tried]
-                log.warning(
-                    "%s; taking it out (probed again in %.1fs)%s",
-                    exc,
-                    delay,
-                    f", sending to {others[0]}" if others else "",
-                )
                 if not others:
                     raise SinkError(str(exc), 0) from None
                 url = others[0]
+                log.warning("resending the bulk request to %s", url)
                 continue
             self._count(url, "answered")
             if self.pool.succeeded(url):
                 self._healthy(url, True)
                 log.info("OpenSearch node %s answers again", url)
             return response
+
+    def _take_out(self, url: str, why: str) -> None:
+        delay = self.pool.failed(url, time.monotonic())
+        self._healthy(url, False)
+        self._start_background()
+        self._wake.set()
+        log.warning("%s; taking it out (probed again in %.1fs)", why, delay)
+
+    async def _sweep(self) -> None:
+        """Probe every healthy node at once and take out those that do not answer (one sweep at a time:
+        requests that time out together share it)."""
+        if self._sweeping is None or self._sweeping.done():
+            self._sweeping = asyncio.create_task(self._probe_healthy())
+        await asyncio.shield(self._sweeping)
+
+    async def _probe_healthy(self) -> None:
+        urls = self.pool.healthy
+        answers = await asyncio.gather(*(self._answers(url) for url in urls))
+        for url, answered in zip(urls, answers, strict=True):
+            if not answered:
+                self._take_out(url, f"OpenSearch node {url} did not answer a probe within {self.probe_timeout:g}s")
+
+    async def _answers(self, url: str) -> bool:
+        """Whether the node answers `GET /` at all (an error status is an answer)."""
+        try:
+            await self._client(url).transport.perform_request("GET", "/", timeout=self.probe_timeout)
+        except (ConnectionTimeout, OSConnectionError):
+            return False
+        except TransportError:
+            return True
+        except Exception:
+            return False
+        return True
 
     async def _send(self, url: str, body: bytes, headers: dict[str, str]) -> Any:
         try:
@@ -169,7 +209,9 @@ class OpenSearchSink:
                 timeout=self.request_timeout,
             )
         except ConnectionTimeout:  # the node may be paused, overloaded or restarting
-            raise _Unreachable(f"OpenSearch node {url} did not answer within aggregator.opensearch.timeout") from None
+            raise _Unreachable(
+                f"OpenSearch node {url} did not answer within aggregator.opensearch.timeout", timed_out=True
+            ) from None
         except OSConnectionError as exc:
             raise _Unreachable(self.redact(f"cannot reach OpenSearch node {url}: {describe(exc)}")) from None
         except TransportError as exc:
@@ -244,8 +286,9 @@ class OpenSearchSink:
             return
 
     async def close(self) -> None:
-        if self._background is not None:
-            self._background.cancel()
+        for task in (self._background, self._sweeping):
+            if task is not None:
+                task.cancel()
         for client in self.clients.values():
             await close_client(client)
         self.clients.clear()
