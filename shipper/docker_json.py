@@ -11,7 +11,19 @@ from collections.abc import Iterable
 
 import orjson
 
-from shipper.docker_runs import HEAD, LINE_OVERHEAD, SPECIAL, TAILS, ZEROS, DockerRun, split_runs
+from shipper.docker_runs import (
+    HEAD,
+    HEAD_AT,
+    LINE_OVERHEAD,
+    MS_TIME_AT,
+    SPECIAL,
+    TAIL_AT,
+    TAILS,
+    TEXT_AT,
+    ZEROS,
+    DockerRun,
+    split_runs,
+)
 from shipper.lines import Block, Line
 from shipper.records import (
     INVALID_UTF8,
@@ -103,19 +115,20 @@ class DockerDecoder(MergingDecoder):
         quarter = self._max // 4
         pending = self._pending
         head, tails, zeros, special = HEAD, TAILS, ZEROS, SPECIAL
+        head_at, tail_at, text_at, time_at = HEAD_AT, TAIL_AT, TEXT_AT, MS_TIME_AT
         last_time, ts = b"", ""
         end = self._last_end
         for line in lines:
             offset, end, data, truncated = line
-            if not pending and not truncated and data[:8] == head:
-                stream = tails.get(data[-62:].translate(zeros))
+            if not pending and not truncated and data[head_at] == head:
+                stream = tails.get(data[tail_at].translate(zeros))
                 if stream is not None:
-                    body = data[8:-62]
+                    body = data[text_at]
                     n = len(body)
                     if n < quarter and (
                         (body.isascii() and len(body.translate(None, special)) == n) or _is_canonical(body)
                     ):
-                        time = data[-32:-9]  # the time's first 23 bytes: ms precision
+                        time = data[time_at]
                         if time != last_time:  # one str for a run of lines of the same ms
                             last_time = time
                             ts = time.decode("ascii") + "Z"

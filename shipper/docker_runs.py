@@ -39,12 +39,17 @@ LINE_OVERHEAD = len(HEAD) + TAIL_LEN + 1
 assert LINE_OVERHEAD == 71
 _STREAM_AT = _STDOUT_TAIL.index(b"stdout") - TAIL_LEN
 _TIME_AT = _STDOUT_TAIL.index(_TIME_SHAPE) - TAIL_LEN
-_HEAD_OF = itemgetter(slice(len(HEAD)))
-_TAIL_OF = itemgetter(slice(-TAIL_LEN, None))
-_TEXT_OF = itemgetter(slice(len(HEAD), -TAIL_LEN))
-_STREAM_OF = itemgetter(slice(_STREAM_AT, _STREAM_AT + len(b"stdout")))
+# where a plain line's parts are, as slices of the line without its newline
+HEAD_AT = slice(len(HEAD))
+TAIL_AT = slice(-TAIL_LEN, None)
+TEXT_AT = slice(len(HEAD), -TAIL_LEN)  # the text without its `\n` escape
 # the timestamp to the millisecond (`2026-01-01T12:00:00.123`), as the event keeps it
-_MS_TIME_OF = itemgetter(slice(_TIME_AT, _TIME_AT + 23))
+MS_TIME_AT = slice(_TIME_AT, _TIME_AT + 23)
+_HEAD_OF = itemgetter(HEAD_AT)
+_TAIL_OF = itemgetter(TAIL_AT)
+_TEXT_OF = itemgetter(TEXT_AT)
+_STREAM_OF = itemgetter(slice(_STREAM_AT, _STREAM_AT + len(b"stdout")))
+_MS_TIME_OF = itemgetter(MS_TIME_AT)
 # below this, a block that is not all plain is left to the per-line decoder instead of being halved
 _SMALLEST = 16 * 1024
 # the lines with escapes are cut out of a block, unless they are more than this share of it so far
