@@ -53,7 +53,7 @@ class Metrics:
         )
         self.node_requests = Counter(
             "logship_aggregator_opensearch_node_requests",
-            "Bulk requests sent to each OpenSearch node, by result (answered, unreachable)",
+            "Bulk requests sent to each OpenSearch node, by result (answered, unreachable, timed_out)",
             ["node", "result"],
             registry=r,
         )

@@ -145,7 +145,7 @@ class OpenSearchSink:
                 self._count(url, "answered")  # with an error status: the node is up
                 raise
             except _Unreachable as exc:
-                self._count(url, "unreachable")
+                self._count(url, "timed_out" if exc.timed_out else "unreachable")
                 if exc.timed_out:
                     await self._sweep()
                     if url in self.pool.healthy:

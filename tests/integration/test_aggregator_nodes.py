@@ -96,13 +96,13 @@ async def test_a_timeout_takes_out_the_node_that_does_not_answer_not_the_slow_on
         for k in range(8):
             response = await sink.bulk(_body(index, k * 10, 10), 10)
             assert response.get("errors") is False
-            stalls = _requests(metrics, stalling_node, "unreachable")
+            stalls = _requests(metrics, stalling_node, "timed_out")
             if stalls > stalls_seen:
                 # its request timed out, but it answered the probe: it stays in, no probe backoff
                 stalls_seen = int(stalls)
                 assert stalling_node in sink.pool.healthy and _up(metrics, stalling_node) == 1
             # the silent node never answers: out as soon as any request has timed out
-            if _requests(metrics, stalling_node, "unreachable") + _requests(metrics, silent_node, "unreachable"):
+            if _requests(metrics, stalling_node, "timed_out") + _requests(metrics, silent_node, "timed_out"):
                 assert silent_node not in sink.pool.healthy and _up(metrics, silent_node) == 0
         # round robin over the two that stay in reached the stalling node
         assert stalls_seen >= 2
