@@ -186,14 +186,11 @@ class OpenSearchSink:
                 self._take_out(url, f"OpenSearch node {url} did not answer a probe within {self.probe_timeout:g}s")
 
     async def _answers(self, url: str) -> bool:
-        """Whether the node answers `GET /` at all (an error status is an answer)."""
+        """Whether the node answers `GET /` within `probe_timeout` (the sweeps' and the background's probe)."""
         try:
             await self._client(url).transport.perform_request("GET", "/", timeout=self.probe_timeout)
-        except (ConnectionTimeout, OSConnectionError):
-            return False
-        except TransportError:
-            return True
-        except Exception:
+        except Exception as exc:
+            log.debug("probe of %s failed (%s)", url, type(exc).__name__)
             return False
         return True
 
@@ -252,11 +249,9 @@ class OpenSearchSink:
                 pass
 
     async def _probe(self, url: str) -> None:
-        try:
-            await self._client(url).transport.perform_request("GET", "/", timeout=self.probe_timeout)
-        except Exception as exc:
+        if not await self._answers(url):
             delay = self.pool.failed(url, time.monotonic())
-            log.debug("probe of %s failed (%s); next in %.1fs", url, type(exc).__name__, delay)
+            log.debug("next probe of %s in %.1fs", url, delay)
             return
         if self.pool.succeeded(url):
             self._healthy(url, True)
