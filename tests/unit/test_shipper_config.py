@@ -26,7 +26,7 @@ def test_documented_example_validates(tmp_path: Path) -> None:
     assert cfg.host_name == socket.gethostname()  # ${NODE_NAME:} unset
     assert [i.type for i in cfg.inputs] == ["containers", "app"]
     assert cfg.inputs[1].multiline is not None and cfg.inputs[1].multiline.timeout == 5.0
-    assert cfg.max_event_bytes == 1024 * 1024 and cfg.read_buffer_bytes == 256 * 1024
+    assert cfg.max_event_bytes == 1024 * 1024 and cfg.read_buffer_bytes == 128 * 1024
     assert cfg.output.window_size == 2048 and cfg.output.backoff.max == 60.0
     assert cfg.registry.clean_after == 86400.0 and cfg.http.port == 5066
     named = validate_section(ShipperConfig, load_file(path, env={"NODE_NAME": "ip-10-0-0-1"}), "shipper", "f")
