@@ -19,10 +19,8 @@ import orjson
 import pytest
 from opensearchpy import AsyncOpenSearch
 
-from aggregator.auth import Redactor, build_client
-from aggregator.config import OpenSearchConfig
 from aggregator.metrics import Metrics
-from aggregator.sink import OpenSearchSink
+from tests.sink_support import bulk_body, node_requests, node_sink
 
 ROOT_ANSWER = orjson.dumps({"name": "stalling", "version": {"distribution": "opensearch", "number": "2.19.4"}})
 
@@ -60,18 +58,6 @@ def silent_node() -> Iterator[str]:
         yield f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
-def _body(index: str, first: int, n: int) -> bytes:
-    lines = []
-    for i in range(first, first + n):
-        lines.append(orjson.dumps({"create": {"_index": index, "_id": str(i)}}))
-        lines.append(orjson.dumps({"n": i}))
-    return b"\n".join(lines) + b"\n"
-
-
-def _requests(metrics: Metrics, url: str, result: str) -> float:
-    return float(metrics.node_requests.labels(url, result)._value.get())
-
-
 def _up(metrics: Metrics, url: str) -> float:
     return float(metrics.node_up.labels(url)._value.get())
 
@@ -80,33 +66,25 @@ async def test_a_timeout_takes_out_the_node_that_does_not_answer_not_the_slow_on
     opensearch_url: str, index_prefix: str, os_client: AsyncOpenSearch, stalling_node: str, silent_node: str
 ) -> None:
     hosts = [stalling_node, silent_node, opensearch_url]
-    cfg = OpenSearchConfig(hosts=hosts, timeout=1)
     metrics = Metrics()
-    sink = OpenSearchSink(
-        lambda url: build_client(cfg, hosts=[url])[0],
-        hosts,
-        Redactor([]),
-        probe_timeout=1.0,
-        request_timeout=1.0,
-        metrics=metrics,
-    )
+    sink = node_sink(hosts, metrics, timeout=1, probe_timeout=1.0, request_timeout=1.0)
     index = f"{index_prefix}nodes"
     stalls_seen = 0
     try:
         for k in range(8):
-            response = await sink.bulk(_body(index, k * 10, 10), 10)
+            response = await sink.bulk(bulk_body(index, k * 10, 10), 10)
             assert response.get("errors") is False
-            stalls = _requests(metrics, stalling_node, "timed_out")
+            stalls = node_requests(metrics, stalling_node, "timed_out")
             if stalls > stalls_seen:
                 # its request timed out, but it answered the probe: it stays in, no probe backoff
                 stalls_seen = int(stalls)
                 assert stalling_node in sink.pool.healthy and _up(metrics, stalling_node) == 1
             # the silent node never answers: out as soon as any request has timed out
-            if _requests(metrics, stalling_node, "timed_out") + _requests(metrics, silent_node, "timed_out"):
+            if node_requests(metrics, stalling_node, "timed_out") + node_requests(metrics, silent_node, "timed_out"):
                 assert silent_node not in sink.pool.healthy and _up(metrics, silent_node) == 0
         # round robin over the two that stay in reached the stalling node
         assert stalls_seen >= 2
-        assert _requests(metrics, opensearch_url, "answered") == 8
+        assert node_requests(metrics, opensearch_url, "answered") == 8
     finally:
         await sink.close()
     await os_client.indices.refresh(index=index)
