@@ -6,10 +6,11 @@ to find objects and containers in the rendered manifests.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -98,6 +99,56 @@ def configmap_config(rendered: Rendered, name: str) -> dict[str, Any]:
     cm = rendered.get("ConfigMap", name)
     data: dict[str, Any] = yaml.safe_load(cm["data"]["logship.yml"])
     return data
+
+
+HOST_LOG_DIRS = ["/var/log/containers", "/var/log/pods", "/var/lib/docker/containers"]
+_QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)(m|Ki|Mi|Gi|k|M|G)?$")
+_FACTOR = {None: 1, "m": 0.001, "k": 1e3, "M": 1e6, "G": 1e9, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+
+
+def quantity(value: object) -> float:
+    m = _QUANTITY.match(str(value))
+    assert m, f"not a Kubernetes quantity: {value!r}"
+    return float(m.group(1)) * _FACTOR[m.group(2)]
+
+
+def shipper_ds(r: Rendered) -> dict[str, Any]:
+    return r.get("DaemonSet", f"{fullname(r.scenario)}-shipper")
+
+
+def aggregator_deploy(r: Rendered) -> dict[str, Any]:
+    """The aggregator workload: a Deployment, or a StatefulSet with per-replica dead-letter volumes."""
+    name = f"{fullname(r.scenario)}-aggregator"
+    return r.maybe("StatefulSet", name) or r.get("Deployment", name)
+
+
+def pod_labels(workload: dict[str, Any]) -> dict[str, str]:
+    labels: dict[str, str] = workload["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def port_number(ctr: dict[str, Any], port: int | str) -> int:
+    if isinstance(port, int):
+        return port
+    found = [p["containerPort"] for p in ctr.get("ports", []) if p.get("name") == port]
+    assert found, f"container {ctr['name']} has no port named {port}"
+    return int(found[0])
+
+
+def mounted_volume_for(workload: dict[str, Any], ctr: dict[str, Any], path: str) -> tuple[dict[str, Any], Any]:
+    """The mount whose mountPath contains `path` (deepest wins) and its volume."""
+    best = None
+    for m in ctr.get("volumeMounts", []):
+        mp = PurePosixPath(m["mountPath"])
+        if PurePosixPath(path) == mp or mp in PurePosixPath(path).parents:
+            if best is None or len(mp.parts) > len(PurePosixPath(best["mountPath"]).parts):
+                best = m
+    assert best is not None, f"{ctr['name']}: {path} is on no mounted volume"
+    return best, volume(workload, best["name"])
 
 
 @pytest.fixture(scope="session")
