@@ -240,7 +240,7 @@ class EventBuilder:
             static["fields"] = self._fields
         if self._extra:
             static = _merge(static, self._extra)
-        self._static = b"," + orjson.dumps(static)[1:-1]  # follows `log`
+        self._static = b"," + orjson.dumps(static)[1:-1]  # between `stream` and `log`
 
     def build(self, rec: Record, read_time: str, timestamp: str | None = None) -> bytes:
         """One event as JSON bytes; `timestamp` (from the line) wins over the record's and read time."""
@@ -251,7 +251,8 @@ class EventBuilder:
         if self.identity.head is not self._head_seen:
             self._file_identity()
         times, texts, streams, offsets = run
-        ids = self.identity.event_ids(offsets[:-1])
+        # the offset, the opening of `@metadata` and the id: one part, made by one short format per event
+        offset_to_id = self.identity.offsets_with_ids(offsets[:-1], _OPEN_METADATA)
         # the event of a record with an encoded message, no flags and the line's timestamp (see build_all),
         # joined from its parts: formatting would cost more, and more again with a precision
         parts = zip(
@@ -261,10 +262,8 @@ class EventBuilder:
             texts,
             repeat(b'","stream":"'),
             streams,
-            repeat(b'"' + self._log_prefix),
-            map(b"%d".__mod__, offsets),
-            repeat(b"}" + self._static + b',"@metadata":{"_id":"'),
-            ids,
+            repeat(b'"' + self._static + self._log_prefix),
+            offset_to_id,
             repeat(b'"' + self._meta_extra + b"}}"),
             strict=False,
         )
@@ -279,13 +278,14 @@ class EventBuilder:
         if timestamps is not None:
             records = [r._replace(timestamp=t) if t else r for r, t in zip(records, timestamps, strict=True)]
         dumps = orjson.dumps
-        log_prefix = self._log_prefix
+        # the static fields come before `log`, whose offset is the last thing that changes before the id
+        log_prefix = self._static + self._log_prefix
         # what follows the message, up to the offset: per stream, and per form of the message
         after_text = {s: part + log_prefix for s, part in _STREAMS.items()}
         after_encoded = {s: b'"' + part + log_prefix for s, part in _STREAMS.items()}
         # `@metadata` comes last, as `,"@metadata":{"_id":"<id>"<extra>}}`: the aggregator recognises that
         # tail and cuts it off instead of decoding and re-encoding the whole event (aggregator/splice.py).
-        middle = b"}" + self._static + b',"@metadata":{"_id":"'
+        middle = _OPEN_METADATA
         tail = b'"' + self._meta_extra + b"}}"
         ids = self.identity.event_ids([r[0] for r in records])
         out: list[bytes] = []
@@ -327,4 +327,5 @@ def _stream(stream: str | None) -> bytes:
 
 
 _STREAMS = {s: _stream(s) for s in ("stdout", "stderr", None)}
+_OPEN_METADATA = b'},"@metadata":{"_id":"'  # closes `log`
 _UNSET = object()

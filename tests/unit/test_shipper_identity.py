@@ -49,6 +49,18 @@ def test_event_ids_in_bulk_are_the_event_ids(head: bytes, offsets: list[int]) ->
 
 
 @given(
+    head=st.binary(max_size=FINGERPRINT_BYTES + 10),
+    offsets=st.lists(st.integers(0, 1 << 62) | st.integers(0, 2 * FINGERPRINT_BYTES), max_size=8),
+    between=st.binary(max_size=40) | st.sampled_from([b"%", b"%d", b"%%s", b'},"f":"100%x"']),
+)
+def test_offsets_with_ids_are_the_offset_between_and_the_id(head: bytes, offsets: list[int], between: bytes) -> None:
+    # `between` is the event's static part, which may hold a '%' (a path, a label): it is not a format
+    ident = FileIdentity(1, 2, head, "node")
+    expected = [b"%d" % o + between + i for o, i in zip(offsets, ident.event_ids(offsets), strict=True)]
+    assert ident.offsets_with_ids(offsets, between) == expected
+
+
+@given(
     head=st.binary(min_size=FINGERPRINT_BYTES, max_size=FINGERPRINT_BYTES),
     offsets=st.lists(st.integers(FINGERPRINT_BYTES - 1, (1 << 48) - 1), min_size=2, max_size=20),
 )
