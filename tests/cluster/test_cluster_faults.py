@@ -56,13 +56,20 @@ def indexed(rig: ClusterRig) -> float:
     return rig.aggregator.metrics().get("logship_aggregator_events_indexed_total", -1.0)
 
 
-def primaries_by_node(cluster: Cluster, prefix: str, via: str) -> dict[str, int]:
+def primaries_by_node(
+    cluster: Cluster, prefix: str, via: str, indices: set[str] | None = None
+) -> tuple[dict[str, int], set[str]]:
+    """Primaries per node of the test's indices (only `indices`, if given), and the indices seen."""
     rows = http(f"{via}/_cat/shards/{prefix}*?format=json&h=index,prirep,node,state")
     out = {name: 0 for name in cluster.names}
+    seen: set[str] = set()
     for row in rows:
+        seen.add(str(row.get("index")))
+        if indices is not None and row.get("index") not in indices:
+            continue
         if row.get("prirep") == "p" and row.get("node") in out:
             out[row["node"]] += 1
-    return out
+    return out, seen
 
 
 def every_event_once(rig: ClusterRig) -> Report:
@@ -83,7 +90,7 @@ def test_a_node_killed_mid_stream_and_restarted(cluster_rig: ClusterRig, opensea
     # leave its index red (no copy at all) until the victim is back, which is not this fault
     cluster.wait_health("green", nodes=3, index=rig.prefix + "*")
     assert set(nodes_up(rig).values()) == {1.0} and len(nodes_up(rig)) == 3
-    primaries = primaries_by_node(cluster, rig.prefix, cluster.urls[0])
+    primaries, before_kill = primaries_by_node(cluster, rig.prefix, cluster.urls[0])
     victim = max(primaries, key=lambda n: primaries[n])
     assert primaries[victim] >= 1, primaries
     rig.url = cluster.live_url(avoid=victim)
@@ -102,8 +109,9 @@ def test_a_node_killed_mid_stream_and_restarted(cluster_rig: ClusterRig, opensea
             lambda: indexed(rig) > before + 100, 90, "indexing to go on without the dead node", detail=rig.diagnostics
         )
         time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - killed)))
-        # its primaries were promoted elsewhere: nothing of the test's indices is on it any more
-        survivors = primaries_by_node(cluster, rig.prefix, rig.url)
+        # its primaries were promoted elsewhere: nothing of the test's indices is on it any more (counted over
+        # the indices that existed at the kill: a new day's index may have been created since)
+        survivors, _ = primaries_by_node(cluster, rig.prefix, rig.url, before_kill)
         assert survivors[victim] == 0 and sum(survivors.values()) == sum(primaries.values()), survivors
     finally:
         cluster.start(victim)
