@@ -249,7 +249,7 @@ class Decoder:
             append(buf[pos + 10 : stop])
             last_seq = seq
             pos = stop
-        return pos, DataRun(payloads, last_seq, pos - start - 10 * len(payloads))
+        return pos, DataRun(payloads, last_seq, pos - start - _DATA_HEADER.size * len(payloads))
 
     def _expand(self, compressed: bytes, out: list[Frame]) -> None:
         limit = self.max_decompressed_bytes
@@ -342,7 +342,7 @@ class WindowWriter:
             return
         # fed in slices of about _DEFLATE_SLICE bytes: a buffer that size is reused from slice to slice,
         # where the whole batch at once would be a fresh multi-megabyte allocation every time
-        step = 2 * max(1, _DEFLATE_SLICE * n // (sum(map(len, payloads)) + 10 * n + 1))
+        step = 2 * max(1, _DEFLATE_SLICE * n // (sum(map(len, payloads)) + _DATA_HEADER.size * n + 1))
         compress, join, parts = self._deflater.compress, b"".join, self._parts
         for start in range(0, 2 * n, step):
             chunk = compress(join(frames[start : start + step]))
