@@ -19,13 +19,14 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 LOGSHIP, FILEBEAT, RSYSLOG, CEILING, FLUENTBIT = "#1f77b4", "#ff7f0e", "#2ca02c", "#7f7f7f", "#9467bd"
-FILEBEAT9 = "#d62728"
+FILEBEAT9, FLUENTBIT_BULK = "#d62728", "#c5b0d5"
 AGENT_COLORS = {
     "logship": LOGSHIP,
     "filebeat": FILEBEAT,
     "filebeat9": FILEBEAT9,
     "rsyslog": RSYSLOG,
     "fluentbit": FLUENTBIT,
+    "fluentbit-bulk": FLUENTBIT_BULK,
 }
 
 
@@ -65,7 +66,9 @@ def plot_a(results: dict[str, Any], case: dict[str, Any], out: Path) -> Path:
     colors = [AGENT_COLORS.get(r["agent"], FILEBEAT) for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(17, 3.2 + 0.22 * len(rows)), sharey=True)
     fig.suptitle(
-        "a. shipper -> blackhole (Fluent Bit: tail -> null), 256-byte lines, each agent on one core", fontsize=11
+        "a. shipper -> blackhole (fluentbit: tail -> null; fluentbit-bulk: opensearch output -> blackhole _bulk), "
+        "256-byte lines, each agent on one core",
+        fontsize=11,
     )
     fig.subplots_adjust(left=0.16, bottom=0.1 + 1.2 / (3.2 + 0.22 * len(rows)), top=0.9, wspace=0.15)
     for ax, key, title, target in (

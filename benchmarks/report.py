@@ -52,6 +52,29 @@ def _shipper_targets(a_rows: list[dict[str, Any]], peers: list[dict[str, Any]]) 
     return out
 
 
+def shipping_pairs(a: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(logship row, fluentbit-bulk row) on the same set: uncompressed beside plain, logship's default
+    zlib 3 beside gzip. Not a target: the targets are judged against Fluent Bit's `null` output."""
+    pairs = []
+    for peer in a.get("peers", []):
+        if peer.get("agent") != "fluentbit-bulk" or "error" in peer:
+            continue
+        level = 0 if not peer.get("compression_level") else 3
+        mine = _row(a.get("rows", []), agent="logship", files=peer["files"], format=peer.get("format"),
+                    compression_level=level)  # fmt: skip
+        if mine:
+            pairs.append((mine, peer))
+    return pairs
+
+
+def _shipping_text(mine: dict[str, Any], peer: dict[str, Any]) -> str:
+    how = "plain" if not peer.get("compression_level") else "gzip"
+    where = f"{str(peer.get('format', 'docker')).split()[0]}, {peer['files']} file(s)"
+    cpu, ref = mine["cpu_s_per_gib"], peer["cpu_s_per_gib"]
+    return (f"{where}: logship z{mine['compression_level']} {cpu:.1f} CPU s/GiB, Fluent Bit's opensearch output "
+            f"{how} {ref:.1f} ({cpu / ref:.2f}x)")  # fmt: skip
+
+
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Each target with the measured value; `met` is None when the case did not run or failed, or the
     peer it is judged against was not measured."""
@@ -170,6 +193,8 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
             if mine and "error" not in peer:
                 lines.append(f"  logship/{peer['agent']} (files={peer['files']}, z={peer['compression_level']}): "
                              f"{mine['lines_per_s'] / peer['lines_per_s']:.2f}x lines/s")  # fmt: skip
+        for mine, peer in shipping_pairs(a):
+            lines.append(f"  shipping, not a target: {_shipping_text(mine, peer)}")
     b_case = cases.get("b", {})
     for key, what in (("result", "blackhole sink"), ("http", "_bulk over HTTP to a blackhole OpenSearch")):
         r = b_case.get(key)
@@ -328,6 +353,14 @@ def markdown(results: dict[str, Any]) -> str:
             out.append(f"| {r['agent']} | {str(r.get('format', 'docker')).split()[0]} | {r['files']:,} | {z} | "
                        f"{r['lines_per_s']:,.0f} | {r['mib_per_s']:.1f} | {r['cpu_s_per_gib']:.1f} | "
                        f"{r['rss_peak_mib']:.1f} | {r['rss_settled_mib']:.1f} |")  # fmt: skip
+        pairs = shipping_pairs(a)
+        if pairs:
+            out += [
+                "",
+                "Shipping, not a target (Fluent Bit's `opensearch` output into a blackhole `_bulk` server):",
+                "",
+            ]
+            out += [f"- {_shipping_text(mine, peer)}" for mine, peer in pairs]
     c_case = results.get("cases", {}).get("c", {})
     for c, title in ((c_case, "shared cores"), (c_case.get("fair", {}), "fair")):
         if "logship" not in c:

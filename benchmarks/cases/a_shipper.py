@@ -6,7 +6,10 @@ without decoding the JSON, so the receiver is never the limit.
 The clock runs from the first event the blackhole receives to the last (start-up left out); CPU is
 the shipper's user+system seconds over the same span; RSS is the peak while it ships. Filebeat (its
 Logstash output) reads the same files into the same blackhole when it is available; Fluent Bit reads
-them into its `null` output (its clock: first -> last record its input read, from its metrics).
+them into its `null` output (its clock: first -> last record its input read, from its metrics), and,
+on the 1-file sets, also ships them with its `opensearch` output, plain and gzip, into a blackhole
+`_bulk` server (agent `fluentbit-bulk`, clocked by that server as logship is by its blackhole): the
+`null` output never encodes or compresses a record, which logship's figures include.
 Every agent under test is pinned to one core (`taskset -c`, procs.AGENT_CPU); Docker json-file sets
 at every file count, CRI sets at `a_cri_file_counts`; each measurement is the median of `a_repeats`.
 """
@@ -107,7 +110,8 @@ def run_one(
     case: str = "a",
     shipper_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One measurement of `agent` reading `fs` (compression None: Fluent Bit, which sends nothing).
+    """One measurement of `agent` reading `fs` (compression None: Fluent Bit into `null`, which sends
+    nothing; `fluentbit-bulk`: 0 plain, else gzip at fluentbit.GZIP_LEVEL).
     Each repeat has a directory (registry, data) of its own, so it reads the files from the start.
     `shipper_overrides`: keys of logship's `shipper:` section changed for this measurement."""
     work = ctx.dir(f"{case}-{agent}-{fs.root.name}-z{compression}-{repeat}")
@@ -127,6 +131,16 @@ def run_one(
             counter.stop()
         # the clock ran from the process start: Fluent Bit read before its metrics first answered
         result["clock_from_process_start"] = counter.from_start
+    elif agent == "fluentbit-bulk":
+        port = free_port()
+        sink = start_sink("opensearch", port, work)
+        try:
+            proc, _ = fluentbit.start(
+                ctx, fs.glob, work, opensearch_url=f"http://127.0.0.1:{port}", cpu=AGENT_CPU, gzip=bool(compression)
+            )
+            result = measure(ctx, label, proc, sink, fs, timeout, lines, case)
+        finally:
+            sink.stop()
     else:
         port = free_port()
         sink = start_sink("frames", port, work)
@@ -187,6 +201,9 @@ def run(ctx: Context) -> dict[str, Any]:
             rows.append(run_median(ctx, fs, level))
         if ctx.peers.fluentbit:
             peer_rows.append(run_median(ctx, fs, None, agent="fluentbit"))
+            if files == 1:  # shipping, as logship does: its CPU with the encoding (and compression) included
+                for level in (0, fluentbit.GZIP_LEVEL):
+                    peer_rows.append(run_median(ctx, fs, level, agent="fluentbit-bulk"))
         for agent, binary in (("filebeat", ctx.peers.filebeat), ("filebeat9", ctx.peers.filebeat9)):
             if binary and fmt == DOCKER:
                 for level in p.a_compression:
@@ -208,6 +225,11 @@ def run(ctx: Context) -> dict[str, Any]:
             if ctx.peers.filebeat9
             else ctx.peers.filebeat9_reason,
             "fluentbit": "tail (multiline.parser docker, cri; DB) -> null, Flush 1 s; clock over its input's records"
+            if ctx.peers.fluentbit
+            else ctx.peers.fluentbit_reason,
+            "fluentbit-bulk": "1-file sets: the same tail -> opensearch output into a blackhole _bulk server, "
+            f"plain (z 0) and Compress gzip (z {fluentbit.GZIP_LEVEL}, its only level); clock over the documents "
+            "that server received"
             if ctx.peers.fluentbit
             else ctx.peers.fluentbit_reason,
         },

@@ -2,8 +2,9 @@
 
 It tails the same files with its `tail` input and the `docker, cri` multiline parsers (the
 configuration EKS clusters run: each line's JSON or CRI header decoded, partial lines joined), then
-either drops the records (`null`, case a) or bulk-indexes them (`opensearch`, case c). Progress
-comes from its own HTTP server (`/api/v1/metrics`): records the input read and the output handled.
+either drops the records (`null`, case a) or bulk-indexes them (`opensearch`: case c, and case a into
+a blackhole `_bulk` server, plain or gzip). Progress comes from its own HTTP server
+(`/api/v1/metrics`): records the input read and the output handled.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ TOOLS = Path(os.environ.get("LOGSHIP_TOOLS", "/var/cache/logship/tools"))
 SHARED = Path(os.environ.get("LOGSHIP_FLUENTBIT_SRC", str(ROOT.parent / "shared" / "peers" / "fluent-bit")))
 BUILD_SCRIPT = ROOT / "benchmarks" / "peers" / "build_fluentbit.sh"
 INDEX = "bench-fluentbit"
+# `Compress gzip` deflates each request body at zlib's default level (Z_DEFAULT_COMPRESSION in its
+# flb_gzip.c); Fluent Bit has no setting for the level
+GZIP_LEVEL = 6
 
 
 def binary_path() -> Path:
@@ -102,7 +106,7 @@ OPENSEARCH_OUTPUT = """
     Retry_Limit         False
     Buffer_Size         False
     Workers             {workers}
-"""
+{compress}"""
 
 
 def start(
@@ -113,6 +117,7 @@ def start(
     cpu: str | None = None,
     flush: float = 1.0,
     mem_buf_limit: str | None = None,
+    gzip: bool = False,
 ) -> tuple[Measured, int]:
     """Fluent Bit reading `glob` into `null`, or into OpenSearch at `opensearch_url`; (process, HTTP port).
 
@@ -134,7 +139,11 @@ def start(
     else:
         url = urlparse(opensearch_url)
         text += OPENSEARCH_OUTPUT.format(
-            host=url.hostname, port=url.port or 9200, index=INDEX, workers=ctx.profile.bulk_concurrency
+            host=url.hostname,
+            port=url.port or 9200,
+            index=INDEX,
+            workers=ctx.profile.bulk_concurrency,
+            compress="    Compress            gzip\n" if gzip else "",
         )
     conf = workdir / "fluent-bit.conf"
     conf.write_text(text)

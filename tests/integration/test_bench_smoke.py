@@ -15,6 +15,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from benchmarks import report
+
 ROOT = Path(__file__).resolve().parents[2]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -112,6 +114,13 @@ def test_smoke_run_writes_results_and_plots(tmp_path: Path) -> None:
         sets = {(r["files"], r["format"]) for r in fluentbit_rows}
         assert sets == {(1, "docker json-file"), (10, "docker json-file"), (1, "cri")}
         assert all(t["met"] is not None for t in results["targets"] if t["target"] in cpu)
+        # on the 1-file sets it also ships, plain and gzip, into a blackhole _bulk server: every line arrives
+        bulk = [r for r in cases["a"]["peers"] if r["agent"] == "fluentbit-bulk"]
+        assert {(r["files"], r["format"], r["compression_level"]) for r in bulk} == {
+            (1, fmt, z) for fmt in ("docker json-file", "cri") for z in (0, 6)
+        }
+        assert all(r["received"] >= r["lines"] for r in bulk)
+        assert len(report.shipping_pairs(cases["a"])) == 4
     else:
         assert not fluentbit_rows and results["peers"]["fluentbit"].startswith("not measured")
     pngs = sorted(out.glob("*/*.png"))

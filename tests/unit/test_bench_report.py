@@ -145,3 +145,30 @@ def test_profile_overrides() -> None:
         with_overrides(PROFILES["quick"], ["no_such_key=1"])
     with pytest.raises(SystemExit, match="not a valid int"):
         with_overrides(PROFILES["quick"], ["window_size=big"])
+
+
+def test_fluent_bit_shipping_is_paired_beside_logship_and_judges_nothing() -> None:
+    docker = "docker json-file"
+    rows = [
+        _a_row("logship", 1, docker, 7.5, 50.0, compression_level=0),
+        _a_row("logship", 1, docker, 9.5, 37.0, compression_level=3),
+        _a_row("logship", 1, "cri", 10.0, 37.0, compression_level=3),
+    ]
+    null = _a_row("fluentbit", 1, docker, 7.7, 80.0)
+    bulk = [
+        _a_row("fluentbit-bulk", 1, docker, 12.5, 100.0, compression_level=0),
+        _a_row("fluentbit-bulk", 1, docker, 38.0, 20.0, compression_level=6),
+        _a_row("fluentbit-bulk", 1, "cri", 40.0, 90.0, compression_level=6) | {"error": "boom"},
+    ]
+    a = {"rows": rows, "peers": [null, *bulk]}
+    # plain beside logship uncompressed, gzip beside logship's default zlib 3; a failed run pairs with nothing
+    pairs = report.shipping_pairs(a)
+    assert [(m["compression_level"], p["compression_level"]) for m, p in pairs] == [(0, 0), (3, 6)]
+    assert "logship z3 9.5 CPU s/GiB, Fluent Bit's opensearch output gzip 38.0 (0.25x)" in report.markdown(
+        _results(a=a)
+    )
+    # the targets are still judged against the null output only: its CPU and its RSS (not the bulk row's 20 MiB)
+    with_bulk = {t["target"]: t for t in report.targets(_results(a=a))}
+    without = {t["target"]: t for t in report.targets(_results(a={"rows": rows, "peers": [null]}))}
+    assert with_bulk == without
+    assert with_bulk["shipper CPU/GiB, docker, 1 file(s), z3"]["met"] is False
