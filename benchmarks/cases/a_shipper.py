@@ -131,24 +131,18 @@ def run_one(
             counter.stop()
         # the clock ran from the process start: Fluent Bit read before its metrics first answered
         result["clock_from_process_start"] = counter.from_start
-    elif agent == "fluentbit-bulk":
-        port = free_port()
-        sink = start_sink("opensearch", port, work)
-        try:
-            proc, _ = fluentbit.start(
-                ctx, fs.glob, work, opensearch_url=f"http://127.0.0.1:{port}", cpu=AGENT_CPU, gzip=bool(compression)
-            )
-            result = measure(ctx, label, proc, sink, fs, timeout, lines, case)
-        finally:
-            sink.stop()
     else:
         port = free_port()
-        sink = start_sink("frames", port, work)
+        # Fluent Bit ships over HTTP `_bulk`; logship and Filebeat over Lumberjack to the frame counter
+        sink = start_sink("opensearch" if agent == "fluentbit-bulk" else "frames", port, work)
         try:
             if agent == "logship":
                 proc = start_shipper(
                     ctx, fs.glob, port, work, compression or 0, cpu=AGENT_CPU, overrides=shipper_overrides
                 )
+            elif agent == "fluentbit-bulk":
+                url = f"http://127.0.0.1:{port}"
+                proc, _ = fluentbit.start(ctx, fs.glob, work, opensearch_url=url, cpu=AGENT_CPU, gzip=bool(compression))
             else:
                 host = f"127.0.0.1:{port}"
                 proc = filebeat.start(ctx, fs.glob, host, work, compression or 0, cpu=AGENT_CPU, agent=agent)
