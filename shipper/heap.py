@@ -12,16 +12,14 @@ and costs ~15% more CPU per byte shipped (every large buffer becomes an mmap + p
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 from collections.abc import Callable
 
 
 def _load() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
+    # The symbols the process already has (the interpreter links the C library), not
+    # `ctypes.util.find_library`: that forks `/sbin/ldconfig -p`, which slim images may lack.
     try:
-        fn = ctypes.CDLL(name).malloc_trim
+        fn = ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
         return None
     fn.argtypes = [ctypes.c_size_t]

@@ -70,12 +70,28 @@ def _children(pid: int) -> list[psutil.Process]:
     return kids
 
 
+def _command(proc: psutil.Process) -> str:
+    """The command line, or "" for a child that exited meanwhile (a short-lived helper may be a zombie
+    between its exit and its parent reaping it)."""
+    try:
+        return " ".join(proc.cmdline())
+    except psutil.Error:
+        return ""
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def _wait_for_pipeline(proc: subprocess.Popen[str], timeout: float = 90.0) -> list[psutil.Process]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()[1][-3000:]
         kids = _children(proc.pid)
-        names = " ".join(" ".join(k.cmdline()) for k in kids)
+        names = " ".join(_command(k) for k in kids)
         if " shipper -c " in names and " aggregator -c " in names:
             return kids
         time.sleep(0.2)
@@ -91,7 +107,7 @@ def test_demo_ctrl_c_finishes_gracefully_and_stops_everything(demo_env: dict[str
     assert proc.returncode == 0, err[-4000:]
     assert "demo: stopping" in err
     assert_summary(out, index_prefix)
-    assert not [k for k in kids if k.is_running() and k.status() != psutil.STATUS_ZOMBIE]
+    assert not [k for k in kids if _alive(k)]
 
 
 def test_demo_second_ctrl_c_stops_at_once_and_still_cleans_up(demo_env: dict[str, str]) -> None:
@@ -102,7 +118,7 @@ def test_demo_second_ctrl_c_stops_at_once_and_still_cleans_up(demo_env: dict[str
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-3000:]
-    assert not [k for k in kids if k.is_running() and k.status() != psutil.STATUS_ZOMBIE]
+    assert not [k for k in kids if _alive(k)]
     work = re.search(r"work directory (\S+)", err)
     assert work is not None, err
     assert f"logs and data kept in {work.group(1)}" in err  # an interrupted run keeps its logs and says where
