@@ -172,3 +172,11 @@ def test_fluent_bit_shipping_is_paired_beside_logship_and_judges_nothing() -> No
     without = {t["target"]: t for t in report.targets(_results(a={"rows": rows, "peers": [null]}))}
     assert with_bulk == without
     assert with_bulk["shipper CPU/GiB, docker, 1 file(s), z3"]["met"] is False
+
+
+def test_fluent_bit_shipping_that_measured_no_cpu_is_reported_not_divided_by() -> None:
+    # a smoke-sized run can end inside one 10 ms clock tick, so a peer's CPU may read 0
+    rows = [_a_row("logship", 1, "cri", 25.6, 44.0, compression_level=0)]
+    a = {"rows": rows, "peers": [_a_row("fluentbit-bulk", 1, "cri", 0.0, 12.0, compression_level=0)]}
+    text = "\n".join(report.summary_lines(_results(a=a))) + report.markdown(_results(a=a))
+    assert text.count("Fluent Bit's opensearch output plain 0.0 (too short a run to compare)") == 2
